@@ -1,0 +1,102 @@
+/* The configuration file: `key = value` lines, `#` comments, `[section name]`
+ * headers. Every key is documented in docs/configuration.md.
+ *
+ * config_load() reports every problem in the file, not only the first, as
+ * "FILE:LINE: what is wrong" lines through the errors buffer. */
+#ifndef POSTERN_CORE_CONFIG_H
+#define POSTERN_CORE_CONFIG_H
+
+#include "core/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum listener_tls {
+	LISTENER_TLS_IMPLICIT,	/* TLS from the first byte (993) */
+	LISTENER_TLS_STARTTLS,	/* plaintext, STARTTLS offered (143) */
+	LISTENER_TLS_NONE,	/* plaintext only, for loopback and tests */
+};
+
+enum listener_protocol {
+	LISTENER_PROTO_IMAP,
+	LISTENER_PROTO_LMTP,
+};
+
+struct config_listener {
+	char *name;			/* from "[listener NAME]" */
+	char *address;			/* as written: "0.0.0.0:993", "[::1]:143" */
+	struct sockaddr_storage addr;	/* parsed form of address */
+	socklen_t addr_len;
+	enum listener_tls tls;
+	enum listener_protocol protocol;
+	int line;			/* line of the section header, for messages */
+};
+
+/* An extra certificate chosen by SNI: "[certificate NAME]" sections. */
+struct config_certificate {
+	char *name;		/* section name, used in logs and metrics */
+	char *cert_file;	/* `cert` key */
+	char *key_file;		/* `key` key */
+	int line;
+};
+
+struct config {
+	char *path;			/* the file it was read from, or NULL */
+	char *hostname;			/* `hostname`, default gethostname() */
+	char *data_dir;			/* `data_dir`, default /var/lib/postern */
+	char *passwd_file;		/* `passwd_file`, default /etc/postern/passwd */
+	char *user;			/* `user` to drop privileges to, default "postern" */
+	int workers;			/* `workers`, default: number of online CPUs */
+	char *tls_cert;			/* `tls_cert`, default /etc/postern/tls/cert.pem */
+	char *tls_key;			/* `tls_key`, default /etc/postern/tls/key.pem */
+	int tls_min_version;		/* TLS1_2_VERSION (default) or TLS1_3_VERSION */
+	char *tls_ciphers;		/* `tls_ciphers`: TLS 1.2 cipher list */
+	char *tls_ciphersuites;		/* `tls_ciphersuites`: TLS 1.3 suites */
+	int tls_watch_interval;		/* `tls_watch_interval` seconds; 0 disables */
+	bool allow_plaintext_auth;	/* `allow_plaintext_auth`, default no */
+	size_t max_line_length;		/* `max_line_length`, default 64 KiB */
+	uint64_t max_literal_size;	/* `max_literal_size`, default 64 MiB */
+	int login_timeout;		/* `login_timeout` seconds, default 60 */
+	int idle_timeout;		/* `idle_timeout` seconds after login, default 1800 */
+	int auth_fail_delay_ms;		/* `auth_failure_delay`, first penalty, default 2000 */
+	int auth_fail_delay_max_ms;	/* `auth_failure_delay_max`, default 15000 */
+	int auth_spray_users;		/* `auth_spray_threshold`: distinct users failed from one IP, default 5 */
+	int auth_threads;		/* `auth_threads`: hashing threads per worker, default 2 */
+	char *log_target;		/* `log_target`: "stderr" (default) or "syslog" */
+	char *log_level;		/* `log_level`: debug, info (default), warn, error */
+	char *pid_file;			/* `pid_file`, default none */
+
+	struct config_listener *listeners;	/* from [listener] sections, or the defaults */
+	size_t listener_count;
+	bool listeners_defaulted;		/* true when no [listener] section was given */
+	struct config_certificate *certificates;
+	size_t certificate_count;
+};
+
+/* Fills cfg with the built-in defaults (no file). */
+void config_init_defaults(struct config *cfg);
+
+/* Reads path into cfg (which it first fills with defaults). Returns 0 when
+ * the file is valid, -1 otherwise; every problem is appended to errors as one
+ * "FILE:LINE: message\n" line (or "FILE: message\n" for problems not tied to
+ * a line, such as an unreadable file). On -1 cfg is still safe to free. */
+int config_load(struct config *cfg, const char *path, struct buf *errors);
+
+/* Parses text as if it were the content of a file named name (tests). */
+int config_parse_text(struct config *cfg, const char *name, const char *text, struct buf *errors);
+
+/* When no [listener] section was given: 0.0.0.0:143 starttls and
+ * 0.0.0.0:993 implicit, plus [::]:143 and [::]:993 when ipv6 is true.
+ * Does nothing when listeners were configured. */
+void config_add_default_listeners(struct config *cfg, bool ipv6);
+
+/* Parses "HOST:PORT", "[V6]:PORT" or "*:PORT" into addr. Returns 0 or -1 with
+ * a static message in *error_r. */
+int config_parse_address(const char *text, struct sockaddr_storage *addr,
+			 socklen_t *addr_len, const char **error_r);
+
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,27 @@
+/* Every protocol cap in one place (STYLE.md). Where an admin would tune a
+ * cap, a config key overrides the default named here. */
+#ifndef POSTERN_CORE_LIMITS_H
+#define POSTERN_CORE_LIMITS_H
+
+/* Longest command line (excluding literals), config `max_line_length`. */
+#define LIMIT_LINE_DEFAULT (64 * 1024)
+/* Largest literal, and APPENDLIMIT; config `max_literal_size`. */
+#define LIMIT_LITERAL_DEFAULT (64u * 1024 * 1024)
+/* Longest tag a client may use. */
+#define LIMIT_TAG_LEN 128
+/* Deepest nesting of parenthesised lists in one command. */
+#define LIMIT_LIST_DEPTH 32
+/* Most arguments (atoms, strings, lists counted together) in one command. */
+#define LIMIT_ARGS 100000
+/* Literals in one command; APPEND of many messages stays well below. */
+#define LIMIT_LITERALS 10000
+/* Seconds before login and after, config `login_timeout`, `idle_timeout`. */
+#define LIMIT_LOGIN_TIMEOUT_S 60
+#define LIMIT_AUTH_TIMEOUT_S (30 * 60)
+/* Longest user name and password accepted by LOGIN/AUTHENTICATE. */
+#define LIMIT_USER_LEN 256
+#define LIMIT_PASSWORD_LEN 1024
+/* Output queued for one client before it is considered a stuck reader. */
+#define LIMIT_OUTPUT_QUEUE (16 * 1024 * 1024)
+
+#endif

@@ -1,0 +1,115 @@
+/* The IMAP command parser: incremental and non-blocking. Bytes are fed as
+ * they arrive (one at a time or ten commands at once); the parser frames
+ * command lines and literals, and once a whole command is in, parses it into
+ * a tree of arguments.
+ *
+ * Grammar (RFC 3501 9, RFC 9051 9): tag SP command-name *(SP argument) CRLF,
+ * where an argument is an atom, a quoted string (with \" and \\ escapes), a
+ * literal {n}, a non-synchronizing literal {n+} (LITERAL+ / LITERAL-,
+ * RFC 7888), a literal8 ~{n} (RFC 3516), or a parenthesised list of
+ * arguments. An atom may carry a bracketed section, which is kept as part of
+ * the atom text with its spaces and parentheses: BODY[HEADER.FIELDS (A B)]<0.10>
+ * is one atom. Atoms may start with '\' (flags: \Seen, \*). NIL is an atom;
+ * commands decide what it means (it is a valid mailbox name as an astring).
+ *
+ * Return convention for imap_parser_feed(): an enum imap_parse_result.
+ * Ownership: everything returned points into the parser and is valid until
+ * the next call to imap_parser_feed() or imap_parser_reset(). */
+#ifndef POSTERN_IMAP_PARSER_H
+#define POSTERN_IMAP_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum imap_arg_type {
+	IMAP_ARG_ATOM,		/* includes NIL, numbers, sequence sets, flags */
+	IMAP_ARG_STRING,	/* quoted string, unescaped */
+	IMAP_ARG_LITERAL,	/* {n}, {n+}, {n-} or ~{n} */
+	IMAP_ARG_LIST,		/* ( ... ) */
+};
+
+struct imap_arg {
+	enum imap_arg_type type;
+	const char *str;	/* ATOM/STRING/LITERAL: the bytes, NUL-terminated */
+	size_t len;		/* ATOM/STRING/LITERAL: length (literals may hold NULs) */
+	bool literal8;		/* LITERAL: announced as ~{n} */
+	struct imap_arg *list;	/* LIST: the members */
+	size_t list_count;
+};
+
+struct imap_command {
+	const char *tag;
+	const char *name;	/* upper-cased command name, e.g. "LOGIN", "UID" */
+	struct imap_arg *args;	/* the arguments after the name */
+	size_t arg_count;
+};
+
+struct imap_parser_limits {
+	size_t max_line;	/* longest line between literals, e.g. 64 KiB */
+	uint64_t max_literal;	/* largest literal accepted */
+	unsigned max_depth;	/* deepest list nesting */
+};
+
+enum imap_parse_result {
+	IMAP_PARSE_MORE,	/* all input consumed, no event yet: feed more */
+	IMAP_PARSE_COMMAND,	/* a whole command: imap_parser_command() */
+	/* A synchronizing literal {n} was announced: the caller decides
+	 * (imap_parser_literal_size(), imap_parser_partial_tag()/_name()) and
+	 * calls imap_parser_literal_accept() then sends "+ ...", or
+	 * imap_parser_literal_reject() and sends a tagged NO/BAD; the client
+	 * then sends no literal and the parser expects a new command. */
+	IMAP_PARSE_LITERAL,
+	IMAP_PARSE_LINE,	/* in line mode: a raw line, imap_parser_line() */
+	/* A bad command: imap_parser_error_tag() (or "*" when no tag could be
+	 * read) and imap_parser_error() give the tagged BAD to send. The parser
+	 * has skipped (or will skip) the rest of that command, including any
+	 * literals, and the connection goes on. */
+	IMAP_PARSE_ERROR,
+	/* Unrecoverable (e.g. an oversized non-synchronizing literal beyond
+	 * what can be skipped): send "* BYE" with imap_parser_error() and close. */
+	IMAP_PARSE_FATAL,
+};
+
+struct imap_parser;
+
+struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits);
+void imap_parser_free(struct imap_parser **parser);
+void imap_parser_set_limits(struct imap_parser *parser, const struct imap_parser_limits *limits);
+
+/* Consumes input up to and including the bytes that complete one event and
+ * stores the count in *consumed_r; the caller drops those bytes and calls
+ * again with the rest until it gets IMAP_PARSE_MORE. */
+enum imap_parse_result imap_parser_feed(struct imap_parser *parser, const char *data,
+					size_t len, size_t *consumed_r);
+
+const struct imap_command *imap_parser_command(const struct imap_parser *parser);
+const char *imap_parser_error(const struct imap_parser *parser);
+const char *imap_parser_error_tag(const struct imap_parser *parser);
+
+/* For IMAP_PARSE_LITERAL. The partial tag/name are "" when not yet known. */
+uint64_t imap_parser_literal_size(const struct imap_parser *parser);
+const char *imap_parser_partial_tag(const struct imap_parser *parser);
+const char *imap_parser_partial_name(const struct imap_parser *parser);
+void imap_parser_literal_accept(struct imap_parser *parser);
+void imap_parser_literal_reject(struct imap_parser *parser);
+
+/* The next event will be IMAP_PARSE_LINE with the next raw line (without
+ * CRLF), for AUTHENTICATE continuations and IDLE's DONE. One line only; the
+ * parser then returns to command mode. */
+void imap_parser_expect_line(struct imap_parser *parser);
+const char *imap_parser_line(const struct imap_parser *parser, size_t *len_r);
+
+/* Forgets all partial state (after STARTTLS). */
+void imap_parser_reset(struct imap_parser *parser);
+
+/* Helpers for command handlers. */
+bool imap_arg_is_atom(const struct imap_arg *arg);
+bool imap_arg_is_string(const struct imap_arg *arg);	/* quoted or literal */
+bool imap_arg_is_astring(const struct imap_arg *arg);	/* atom, quoted or literal */
+bool imap_arg_is_nil(const struct imap_arg *arg);	/* the atom NIL, any case */
+bool imap_arg_is_list(const struct imap_arg *arg);
+/* True when an astring/string holds a NUL byte: such text can't be a C string. */
+bool imap_arg_has_nul(const struct imap_arg *arg);
+
+#endif
