@@ -1,10 +1,10 @@
 #include "core/log.h"
+#include "core/log_syslog.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +19,7 @@ static const char *const level_names[] = { "debug", "info", "warn", "error", "fa
 void log_setup(enum log_target target, enum log_level min_level, const char *process)
 {
 	if (target == LOG_TARGET_SYSLOG && log_settings.target != LOG_TARGET_SYSLOG)
-		openlog("postern", LOG_PID | LOG_NDELAY, LOG_MAIL);
+		log_syslog_open();
 	log_settings.target = target;
 	log_settings.min_level = min_level;
 	snprintf(log_settings.process, sizeof(log_settings.process), "%s", process);
@@ -122,18 +122,6 @@ void log_uint(struct log_line *l, const char *key, unsigned long long value)
 		buf_printf(&l->text, " %s=%llu", key, value);
 }
 
-static int syslog_priority(enum log_level level)
-{
-	switch (level) {
-	case LOG_DEBUG: return LOG_MAKEPRI(LOG_MAIL, 7);
-	case LOG_INFO: return LOG_MAKEPRI(LOG_MAIL, 6);
-	case LOG_WARN: return LOG_MAKEPRI(LOG_MAIL, 4);
-	case LOG_ERROR: return LOG_MAKEPRI(LOG_MAIL, 3);
-	case LOG_FATAL: return LOG_MAKEPRI(LOG_MAIL, 2);
-	}
-	return LOG_MAKEPRI(LOG_MAIL, 6);
-}
-
 void log_end(struct log_line *l)
 {
 	if (!line_enabled(l)) {
@@ -141,7 +129,7 @@ void log_end(struct log_line *l)
 		return;
 	}
 	if (log_settings.target == LOG_TARGET_SYSLOG) {
-		syslog(syslog_priority(l->level), "%s", l->text.data);
+		log_syslog_write((int)l->level, l->text.data);
 	} else {
 		buf_append_char(&l->text, '\n');
 		/* One write per line so lines from several processes never interleave. */

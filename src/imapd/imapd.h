@@ -1,0 +1,43 @@
+/* What a worker gives its IMAP sessions: the loop, the current settings and
+ * certificates, the password file, the login throttle and the hashing pool.
+ * The worker owns all of it; on reload it swaps cfg and tls, and sessions
+ * pick up the new ones at their next command. */
+#ifndef POSTERN_IMAPD_IMAPD_H
+#define POSTERN_IMAPD_IMAPD_H
+
+#include "core/config.h"
+#include "net/ev.h"
+#include "net/tls.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct passwd_file;
+struct throttle;
+struct auth_pool;
+struct session;
+
+struct imapd_context {
+	struct ev_loop *loop;
+	const struct config *cfg;
+	struct tls_server *tls;
+	struct passwd_file *passwd;
+	struct throttle *throttle;
+	struct auth_pool *auth_pool;
+	uint64_t next_session_id;
+	unsigned worker_index;
+	struct session *sessions;	/* every live session, for shutdown */
+	unsigned session_count;
+	bool draining;			/* SIGTERM: no new commands start */
+};
+
+/* A new session for an accepted socket on listener l. Takes over fd. */
+void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listener *l);
+/* Sends "* BYE reason" to every session and closes it once written. */
+void imapd_shutdown_all(struct imapd_context *ctx, const char *reason);
+/* Frees every session at once, without a goodbye (worker exit). */
+void imapd_close_all(struct imapd_context *ctx);
+/* Completes finished password checks (call when the pool's fd is readable). */
+void imapd_auth_jobs_done(struct imapd_context *ctx);
+
+#endif

@@ -1,0 +1,392 @@
+#include "imapd/session.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "imap/quote.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const state_names[] = {
+	"not_authenticated", "authenticated", "selected", "logout",
+};
+
+static const char *state_text(enum session_state state)
+{
+	switch (state) {
+	case SESSION_NOT_AUTHENTICATED: return "not authenticated";
+	case SESSION_AUTHENTICATED: return "authenticated";
+	case SESSION_SELECTED: return "selected";
+	case SESSION_LOGOUT: return "logout";
+	}
+	return "unknown";
+}
+
+static void session_free(struct session *s);
+static void session_process_input(struct session *s);
+
+bool session_plaintext_auth_allowed(const struct session *s)
+{
+	return conn_is_tls(s->conn) || s->ctx->cfg->allow_plaintext_auth;
+}
+
+bool session_starttls_available(const struct session *s)
+{
+	return s->listener->tls == LISTENER_TLS_STARTTLS && !conn_is_tls(s->conn) &&
+	       s->state == SESSION_NOT_AUTHENTICATED;
+}
+
+void session_capabilities(const struct session *s, struct buf *out)
+{
+	buf_append_str(out, "IMAP4rev1");
+	if (s->state == SESSION_NOT_AUTHENTICATED) {
+		if (session_starttls_available(s))
+			buf_append_str(out, " STARTTLS");
+		/* RFC 3501 6.2.3, RFC 2595 3.2: no AUTH= while LOGINDISABLED. */
+		if (session_plaintext_auth_allowed(s))
+			buf_append_str(out, " AUTH=PLAIN SASL-IR");
+		else
+			buf_append_str(out, " LOGINDISABLED");
+	}
+	buf_append_str(out, " ID ENABLE LITERAL+");
+}
+
+static void write_line(struct session *s, struct buf *line)
+{
+	buf_append_str(line, "\r\n");
+	conn_write(s->conn, line->data, line->len);
+	buf_free(line);
+}
+
+static void append_text(struct buf *line, const char *fmt, va_list ap)
+{
+	struct buf text = BUF_INIT;
+	buf_vprintf(&text, fmt, ap);
+	imap_write_text(line, text.data ? text.data : "", text.len);
+	buf_free(&text);
+}
+
+void session_tagged(struct session *s, const char *tag, const char *status, const char *fmt, ...)
+{
+	struct buf line = BUF_INIT;
+	buf_printf(&line, "%s %s ", tag, status);
+	va_list ap;
+	va_start(ap, fmt);
+	append_text(&line, fmt, ap);
+	va_end(ap);
+	write_line(s, &line);
+}
+
+void session_untagged(struct session *s, const char *fmt, ...)
+{
+	struct buf line = BUF_INIT;
+	buf_append_str(&line, "* ");
+	va_list ap;
+	va_start(ap, fmt);
+	append_text(&line, fmt, ap);
+	va_end(ap);
+	write_line(s, &line);
+}
+
+static void apply_limits(struct session *s)
+{
+	const struct config *cfg = s->ctx->cfg;
+	struct imap_parser_limits limits = {
+		.max_line = cfg->max_line_length,
+		.max_literal = cfg->max_literal_size,
+		.max_depth = LIMIT_LIST_DEPTH,
+	};
+	/* Before login nothing needs a big literal: a user name and a password. */
+	if (s->state == SESSION_NOT_AUTHENTICATED)
+		limits.max_literal = LIMIT_PASSWORD_LEN * 2;
+	imap_parser_set_limits(s->parser, &limits);
+}
+
+static void arm_idle_timer(struct session *s)
+{
+	const struct config *cfg = s->ctx->cfg;
+	int seconds = s->state == SESSION_NOT_AUTHENTICATED ? cfg->login_timeout : cfg->idle_timeout;
+	ev_timer_start(s->ctx->loop, &s->idle_timer, (uint64_t)seconds * 1000);
+}
+
+void session_set_state(struct session *s, enum session_state state)
+{
+	if (s->state == state)
+		return;
+	struct log_line l;
+	log_begin(&l, LOG_DEBUG, "session_state");
+	log_str(&l, "session", s->id);
+	log_str(&l, "from", state_names[s->state]);
+	log_str(&l, "to", state_names[state]);
+	log_end(&l);
+	s->state = state;
+	apply_limits(s);
+	arm_idle_timer(s);
+}
+
+void session_logout(struct session *s, const char *reason)
+{
+	if (s->close_reason == NULL)
+		s->close_reason = xstrdup(reason);
+	s->state = SESSION_LOGOUT;
+	ev_timer_stop(s->ctx->loop, &s->idle_timer);
+	conn_pause_input(s->conn);
+	conn_close_after_flush(s->conn);
+}
+
+static void idle_timeout_cb(void *ctx)
+{
+	struct session *s = ctx;
+	session_untagged(s, "BYE Autologout; idle for too long");
+	session_logout(s, "timeout");
+}
+
+static int compare_command(const void *key, const void *elem)
+{
+	return strcasecmp(key, ((const struct command_def *)elem)->name);
+}
+
+static const struct command_def *find_command(const char *name)
+{
+	return bsearch(name, session_commands, session_command_count,
+		       sizeof(session_commands[0]), compare_command);
+}
+
+static unsigned state_bit(enum session_state state)
+{
+	switch (state) {
+	case SESSION_NOT_AUTHENTICATED: return CMD_NOT_AUTH;
+	case SESSION_AUTHENTICATED: return CMD_AUTH;
+	case SESSION_SELECTED: return CMD_SELECTED;
+	case SESSION_LOGOUT: return 0;
+	}
+	return 0;
+}
+
+static void run_command(struct session *s, const struct imap_command *cmd)
+{
+	const struct command_def *def = find_command(cmd->name);
+	if (def == NULL) {
+		session_tagged(s, cmd->tag, "BAD", "Unknown command %s", cmd->name);
+		return;
+	}
+	if ((def->states & state_bit(s->state)) == 0) {
+		/* RFC 9051 6: a command in the wrong state is a protocol error. */
+		session_tagged(s, cmd->tag, "BAD", "%s is not valid in the %s state",
+			       def->name, state_text(s->state));
+		return;
+	}
+	def->handler(s, cmd);
+}
+
+static void handle_literal(struct session *s)
+{
+	uint64_t size = imap_parser_literal_size(s->parser);
+	const char *tag = imap_parser_partial_tag(s->parser);
+	uint64_t limit = s->state == SESSION_NOT_AUTHENTICATED ? LIMIT_PASSWORD_LEN * 2
+							      : s->ctx->cfg->max_literal_size;
+	if (size > limit) {
+		imap_parser_literal_reject(s->parser);
+		/* RFC 7888 4 / RFC 7889: TOOBIG, and the client sends no literal. */
+		session_tagged(s, tag[0] ? tag : "*", "BAD", "[TOOBIG] Literal of %llu bytes is too large (limit %llu)",
+			       (unsigned long long)size, (unsigned long long)limit);
+		return;
+	}
+	imap_parser_literal_accept(s->parser);
+	conn_write_str(s->conn, "+ Ready for literal data\r\n");
+}
+
+/* Parses and runs pipelined commands until the input is used up or a
+ * command goes asynchronous. */
+static void session_process_input(struct session *s)
+{
+	struct conn *c = s->conn;
+	while (!s->busy && s->state != SESSION_LOGOUT && c->in.len > 0) {
+		size_t consumed = 0;
+		enum imap_parse_result r = imap_parser_feed(s->parser, c->in.data, c->in.len, &consumed);
+		buf_consume(&c->in, consumed);
+		switch (r) {
+		case IMAP_PARSE_MORE:
+			return;
+		case IMAP_PARSE_COMMAND:
+			arm_idle_timer(s);
+			run_command(s, imap_parser_command(s->parser));
+			break;
+		case IMAP_PARSE_LITERAL:
+			handle_literal(s);
+			break;
+		case IMAP_PARSE_LINE: {
+			size_t len;
+			const char *line = imap_parser_line(s->parser, &len);
+			arm_idle_timer(s);
+			session_auth_continue(s, line, len);
+			break;
+		}
+		case IMAP_PARSE_ERROR:
+			session_tagged(s, imap_parser_error_tag(s->parser), "BAD", "%s",
+				       imap_parser_error(s->parser));
+			break;
+		case IMAP_PARSE_FATAL:
+			session_untagged(s, "BYE %s", imap_parser_error(s->parser));
+			session_logout(s, "protocol_error");
+			return;
+		}
+	}
+}
+
+void session_command_done(struct session *s)
+{
+	s->busy = false;
+	if (s->state == SESSION_LOGOUT)
+		return;
+	conn_resume_input(s->conn);
+}
+
+static void on_input(void *ctx)
+{
+	struct session *s = ctx;
+	session_process_input(s);
+	if (s->busy)
+		conn_pause_input(s->conn);
+}
+
+static void send_greeting(struct session *s)
+{
+	struct buf caps = BUF_INIT;
+	session_capabilities(s, &caps);
+	if (s->ctx->draining) {
+		session_untagged(s, "BYE Server shutting down");
+		session_logout(s, "shutdown");
+	} else {
+		session_untagged(s, "OK [CAPABILITY %s] %s IMAP server ready", caps.data,
+				 s->ctx->cfg->hostname);
+	}
+	buf_free(&caps);
+	s->greeted = true;
+}
+
+static void on_tls_ready(void *ctx)
+{
+	struct session *s = ctx;
+	struct log_line l;
+	log_begin(&l, LOG_DEBUG, "tls_established");
+	log_str(&l, "session", s->id);
+	log_str(&l, "version", conn_tls_version(s->conn));
+	log_str(&l, "cipher", conn_tls_cipher(s->conn));
+	log_end(&l);
+	if (!s->greeted)
+		send_greeting(s);	/* implicit TLS: the greeting comes after the handshake */
+}
+
+static void on_close(void *ctx, const char *reason)
+{
+	struct session *s = ctx;
+	if (s->close_reason == NULL)
+		s->close_reason = xstrdup(reason);
+	session_free(s);
+}
+
+static const struct conn_handler session_conn_handler = {
+	.on_input = on_input,
+	.on_tls_ready = on_tls_ready,
+	.on_close = on_close,
+	.on_drained = NULL,
+};
+
+void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listener *l)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->ctx = ctx;
+	s->listener = l;
+	s->state = SESSION_NOT_AUTHENTICATED;
+	s->connected_ms = ev_now(ctx->loop);
+	snprintf(s->id, sizeof(s->id), "%u.%llu", ctx->worker_index,
+		 (unsigned long long)++ctx->next_session_id);
+	struct tls_server *tls = l->tls == LISTENER_TLS_IMPLICIT ? ctx->tls : NULL;
+	s->conn = conn_new(ctx->loop, fd, &session_conn_handler, s, tls);
+	if (s->conn == NULL) {
+		log_msg(LOG_ERROR, "accept_failed", "cannot create a TLS session for listener %s", l->name);
+		free(s);
+		return;
+	}
+	s->parser = imap_parser_new(&(struct imap_parser_limits){ 0 });
+	ev_timer_init(&s->idle_timer, idle_timeout_cb, s);
+	ev_timer_init(&s->delay_timer, NULL, s);
+	apply_limits(s);
+	arm_idle_timer(s);
+	s->next = ctx->sessions;
+	if (ctx->sessions != NULL)
+		ctx->sessions->prev = s;
+	ctx->sessions = s;
+	ctx->session_count++;
+
+	struct log_line line;
+	log_begin(&line, LOG_INFO, "connect");
+	log_str(&line, "session", s->id);
+	log_str(&line, "listener", l->name);
+	log_str(&line, "ip", s->conn->peer_ip);
+	log_int(&line, "port", s->conn->peer_port);
+	log_end(&line);
+	if (tls == NULL)
+		send_greeting(s);
+}
+
+static void log_disconnect(struct session *s)
+{
+	struct log_line l;
+	log_begin(&l, LOG_INFO, "disconnect");
+	log_str(&l, "session", s->id);
+	log_str(&l, "ip", s->conn->peer_ip);
+	log_str(&l, "user", s->user);
+	log_str(&l, "reason", s->close_reason ? s->close_reason : "unknown");
+	log_uint(&l, "duration_ms", ev_clock_ms() - s->connected_ms);
+	log_uint(&l, "bytes_in", s->conn->bytes_in);
+	log_uint(&l, "bytes_out", s->conn->bytes_out);
+	log_str(&l, "tls", conn_tls_version(s->conn));
+	log_end(&l);
+}
+
+static void session_free(struct session *s)
+{
+	struct imapd_context *ctx = s->ctx;
+	log_disconnect(s);
+	session_login_cancel(s);
+	ev_timer_stop(ctx->loop, &s->idle_timer);
+	ev_timer_stop(ctx->loop, &s->delay_timer);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		ctx->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	ctx->session_count--;
+	conn_free(&s->conn);
+	imap_parser_free(&s->parser);
+	free(s->user);
+	free(s->auth_tag);
+	free(s->close_reason);
+	free(s);
+}
+
+void imapd_shutdown_all(struct imapd_context *ctx, const char *reason)
+{
+	ctx->draining = true;
+	for (struct session *s = ctx->sessions; s != NULL; s = s->next) {
+		if (s->state == SESSION_LOGOUT)
+			continue;
+		session_untagged(s, "BYE %s", reason);
+		session_logout(s, "shutdown");
+	}
+}
+
+void imapd_close_all(struct imapd_context *ctx)
+{
+	while (ctx->sessions != NULL) {
+		if (ctx->sessions->close_reason == NULL)
+			ctx->sessions->close_reason = xstrdup("shutdown");
+		session_free(ctx->sessions);
+	}
+}
