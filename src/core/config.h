@@ -26,8 +26,9 @@ enum listener_protocol {
 
 struct config_listener {
 	char *name;			/* from "[listener NAME]" */
-	char *address;			/* as written: "0.0.0.0:993", "[::1]:143" */
-	struct sockaddr_storage addr;	/* parsed form of address */
+	char *address;			/* as written: "0.0.0.0:993", "[::1]:143"; for
+					 * "unix:PATH" (lmtp only) the resolved PATH */
+	struct sockaddr_storage addr;	/* parsed form of address (AF_UNIX for a path) */
 	socklen_t addr_len;
 	enum listener_tls tls;
 	enum listener_protocol protocol;
@@ -54,7 +55,7 @@ struct config {
 	int tls_min_version;		/* TLS1_2_VERSION (default) or TLS1_3_VERSION */
 	char *tls_ciphers;		/* `tls_ciphers`: TLS 1.2 cipher list */
 	char *tls_ciphersuites;		/* `tls_ciphersuites`: TLS 1.3 suites */
-	int tls_watch_interval;		/* `tls_watch_interval` seconds; 0 disables */
+	int tls_watch_interval;		/* `tls_watch_interval` seconds, default 60; 0 disables */
 	bool allow_plaintext_auth;	/* `allow_plaintext_auth`, default no */
 	size_t max_line_length;		/* `max_line_length`, default 64 KiB */
 	uint64_t max_literal_size;	/* `max_literal_size`, default 64 MiB */
@@ -68,6 +69,11 @@ struct config {
 	char *log_level;		/* `log_level`: debug, info (default), warn, error */
 	char *pid_file;			/* `pid_file`, default none */
 
+	char *metrics_address;		/* `address` in [metrics]; NULL: no metrics endpoint */
+	struct sockaddr_storage metrics_addr;	/* parsed metrics_address */
+	socklen_t metrics_addr_len;
+	int metrics_line;		/* line of the [metrics] header, 0 if none */
+
 	struct config_listener *listeners;	/* from [listener] sections, or the defaults */
 	size_t listener_count;
 	bool listeners_defaulted;		/* true when no [listener] section was given */
@@ -78,7 +84,9 @@ struct config {
 /* Fills cfg with the built-in defaults (no file). */
 void config_init_defaults(struct config *cfg);
 
-/* Reads path into cfg (which it first fills with defaults). Returns 0 when
+/* Reads path into cfg (which it first fills with defaults, so cfg must not
+ * hold anything that needs freeing). Relative paths in the file are resolved
+ * against the directory of path. Returns 0 when
  * the file is valid, -1 otherwise; every problem is appended to errors as one
  * "FILE:LINE: message\n" line (or "FILE: message\n" for problems not tied to
  * a line, such as an unreadable file). On -1 cfg is still safe to free. */
@@ -97,6 +105,11 @@ void config_add_default_listeners(struct config *cfg, bool ipv6);
 int config_parse_address(const char *text, struct sockaddr_storage *addr,
 			 socklen_t *addr_len, const char **error_r);
 
+/* 1 when an AF_INET6 socket can be created and bound to [::]:0, else 0:
+ * decides whether the default listeners include IPv6. */
+int config_ipv6_available(void);
+
+/* Frees everything cfg holds and leaves it zeroed; safe to call twice. */
 void config_free(struct config *cfg);
 
 #endif
