@@ -31,9 +31,13 @@ struct passwd_file {
 	struct timespec mtime;
 };
 
-/* Reads path. Returns 0, or -1 with "FILE:LINE: problem" lines appended to
- * errors (a line without ':' or with an empty user name; a duplicated user).
- * A missing file gives -1 and "FILE: No such file or directory". */
+/* Reads path into pf (which is overwritten: free a loaded one first).
+ * Returns 0, or -1 with "FILE:LINE: problem" lines appended to errors (a
+ * line without ':', with an empty or invalid user name; a duplicated user),
+ * every bad line reported; on -1 pf holds no entries, and
+ * passwd_file_free(pf) is needed either way. A missing file gives -1 and
+ * "FILE: No such file or directory". A "\r" before "\n" is ignored.
+ * Entries are sorted by user name (line keeps their place in the file). */
 int passwd_file_load(struct passwd_file *pf, const char *path, struct buf *errors);
 /* Reloads when the file changed on disk since it was read; returns 1 when
  * reloaded, 0 when unchanged, -1 on error (the old contents are kept). */
@@ -45,14 +49,20 @@ void passwd_file_free(struct passwd_file *pf);
  * temporary file in the same directory with the old file's mode, fsync,
  * rename, fsync the directory) under an exclusive lock (a lock file beside
  * it) so concurrent edits never lose one another. Return 0 or -1 with a
- * message in *error_r (malloc'd, the caller frees). */
+ * message in *error_r (malloc'd, the caller frees): "invalid user name",
+ * "user NAME already exists", "no such user NAME", or a system error.
+ * Set replaces only the password field of the user's line(s) and appends
+ * "user:hash" when there is none; every other line is kept verbatim. A new
+ * file gets mode 0640; an existing one keeps its mode and owner. The lock
+ * file PATH.lock is left in place. */
 int passwd_file_set(const char *path, const char *user, const char *password_hash,
 		    bool must_exist, bool must_not_exist, char **error_r);
 int passwd_file_delete(const char *path, const char *user, char **error_r);
 
 /* A valid user name: 1..LIMIT_USER_LEN bytes, no ':', no control characters,
  * no whitespace, and not "." or ".." or containing '/' (user names become
- * directory names under data_dir). */
+ * directory names under data_dir), and not starting with '#' (the line
+ * would read as a comment). */
 bool passwd_user_name_valid(const char *user);
 
 #endif

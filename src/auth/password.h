@@ -1,7 +1,11 @@
 /* Password schemes as Dovecot's passwd-file stores them: "{SCHEME}data".
- * ARGON2ID (libargon2), BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT (libxcrypt's
- * crypt_r), PLAIN. A hash without a {SCHEME} prefix is taken as crypt(3)
- * when it starts with '$', as Dovecot's CRYPT default does.
+ * ARGON2ID and ARGON2I (libargon2), BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT
+ * and CRYPT (libxcrypt's crypt_r), PLAIN (also CLEAR, CLEARTEXT); scheme
+ * names are case-insensitive. A hash without a {SCHEME} prefix is taken as
+ * crypt(3) when it starts with '$', as Dovecot's CRYPT default does.
+ * A password holding a NUL never matches a crypt(3) scheme.
+ *
+ * All functions are thread-safe.
  *
  * These are slow by design; call them off the event loop (auth/pool.h). */
 #ifndef POSTERN_AUTH_PASSWORD_H

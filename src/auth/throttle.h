@@ -11,6 +11,10 @@
  * never locks out the owner. Entries expire after quiet periods, and the
  * tables are bounded (oldest entries evicted first).
  *
+ * A spray_users or distributed_sources of 0 turns that detection off; a
+ * forget_after_ms of 0 never forgets (the bound still holds). Times are
+ * expected not to go backwards.
+ *
  * Time is passed in, in milliseconds, so tests control it. The state lives
  * in one worker; see docs/design.md for why it is not shared. */
 #ifndef POSTERN_AUTH_THROTTLE_H
@@ -38,6 +42,8 @@ struct throttle;
 
 struct throttle *throttle_new(const struct throttle_settings *settings);
 void throttle_free(struct throttle **t);
+/* Changing spray_users, distributed_sources or max_entries forgets all
+ * state; the other settings apply to the state kept. */
 void throttle_set_settings(struct throttle *t, const struct throttle_settings *settings);
 
 /* The delay to apply before answering a login attempt from ip for user
