@@ -75,7 +75,12 @@ struct imap_parser;
 
 struct imap_parser *imap_parser_new(const struct imap_parser_limits *limits);
 void imap_parser_free(struct imap_parser **parser);
+/* limits may be NULL; a zero field means the default from core/limits.h. */
 void imap_parser_set_limits(struct imap_parser *parser, const struct imap_parser_limits *limits);
+/* After ENABLE UTF8=ACCEPT or IMAP4rev2: quoted strings may hold valid
+ * UTF-8 (RFC 9051 9, RFC 6855 3). Off by default: 8-bit bytes in a quoted
+ * string are an error. */
+void imap_parser_set_utf8(struct imap_parser *parser, bool utf8);
 
 /* Consumes input up to and including the bytes that complete one event and
  * stores the count in *consumed_r; the caller drops those bytes and calls
@@ -91,12 +96,18 @@ const char *imap_parser_error_tag(const struct imap_parser *parser);
 uint64_t imap_parser_literal_size(const struct imap_parser *parser);
 const char *imap_parser_partial_tag(const struct imap_parser *parser);
 const char *imap_parser_partial_name(const struct imap_parser *parser);
+/* True when the announced literal is larger than max_literal: the caller
+ * must reject it (tagged NO [TOOBIG]); accepting it is a bug (assert). */
+bool imap_parser_literal_too_large(const struct imap_parser *parser);
 void imap_parser_literal_accept(struct imap_parser *parser);
 void imap_parser_literal_reject(struct imap_parser *parser);
 
 /* The next event will be IMAP_PARSE_LINE with the next raw line (without
  * CRLF), for AUTHENTICATE continuations and IDLE's DONE. One line only; the
- * parser then returns to command mode. */
+ * parser then returns to command mode. An empty line is returned too. A line
+ * over max_line or with a CR not followed by LF gives IMAP_PARSE_ERROR (tag
+ * "*") instead, and the parser is back in command mode after that line.
+ * Call it only between commands (after IMAP_PARSE_COMMAND). */
 void imap_parser_expect_line(struct imap_parser *parser);
 const char *imap_parser_line(const struct imap_parser *parser, size_t *len_r);
 
