@@ -24,6 +24,9 @@ ASAN_OBJ := $(LIB_SRC:%.c=build/asan/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 .PHONY: all test unit run fuzz clean install bench
+# Keep test objects: make would otherwise delete them after the run and
+# print its rm line after the summary.
+.SECONDARY:
 
 all: build/postern
 

@@ -59,7 +59,7 @@ static unsigned long listening_inode(int family, int port)
 
 static int process_has_socket(const char *pid, const char *target)
 {
-	char dirpath[64];
+	char dirpath[300];
 	snprintf(dirpath, sizeof(dirpath), "/proc/%s/fd", pid);
 	DIR *fds = opendir(dirpath);
 	if (fds == NULL)
@@ -67,7 +67,7 @@ static int process_has_socket(const char *pid, const char *target)
 	struct dirent *fd;
 	int hit = 0;
 	while (!hit && (fd = readdir(fds)) != NULL) {
-		char linkpath[320], dest[64];
+		char linkpath[600], dest[64];
 		snprintf(linkpath, sizeof(linkpath), "%s/%s", dirpath, fd->d_name);
 		ssize_t n = readlink(linkpath, dest, sizeof(dest) - 1);
 		if (n <= 0)

@@ -83,8 +83,15 @@ class Server:
             "auth_failure_delay_max = 400",
             "log_level = debug",
             "tls_watch_interval = 1",
-            extra,
         ]
+        # Keys given in extra (before any section) replace the defaults above.
+        overridden = set()
+        for line in extra.splitlines():
+            if line.strip().startswith("["):
+                break
+            if "=" in line:
+                overridden.add(line.split("=", 1)[0].strip())
+        lines = [l for l in lines if l.split("=", 1)[0].strip() not in overridden] + [extra]
         for name, tls in listeners:
             port = free_port()
             self.ports[name] = port
