@@ -1,6 +1,7 @@
 """Startup errors a user can act on: each exits non-zero, says what is wrong
 and leaves nothing running."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -136,3 +137,23 @@ def test_drops_privileges_to_configured_account():
         assert uid_line.split()[1:] == ["65534"] * 4, (pid, uid_line)
     _, tagged = c.login()
     assert " OK " in tagged
+
+
+def test_privileged_port_without_root_explains_the_fix():
+    if os.geteuid() != 0:
+        user_cmd = []
+    elif shutil.which("setpriv"):
+        user_cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    else:
+        raise harness.Skip("needs setpriv to run as an unprivileged user")
+    server = Server(listeners=(("low", "none"),), start=False)
+    os.chmod(server.dir, 0o755)
+    os.chmod(server.passwd, 0o644)
+    text = open(server.config).read()
+    text = text.replace(f"127.0.0.1:{server.ports['low']}", "127.0.0.1:143")
+    text = "\n".join(l for l in text.splitlines() if not l.startswith("user ="))
+    open(server.config, "w").write(text + "\n")
+    proc = subprocess.run(user_cmd + [BIN, "serve", "-c", server.config], capture_output=True,
+                          text=True, timeout=20)
+    assert proc.returncode != 0
+    assert "permission denied" in proc.stderr and "CAP_NET_BIND_SERVICE" in proc.stderr, proc.stderr
