@@ -9,6 +9,7 @@
  * rows, and expunged rows leave it untouched. */
 #include "store/sqlite/sqlite_internal.h"
 #include "store/blob.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -258,7 +259,7 @@ static int quota_check(struct store *st, uint64_t add_bytes, uint64_t add_messag
  * while referenced), so the new copy is dropped; otherwise the file is
  * renamed into place, replacing any leftover of the same content. */
 static int blob_attach(struct store *st, struct blob_writer *w, const struct store_message_meta *meta,
-		       int64_t *blob_id_r)
+		       int64_t *blob_id_r, bool *placed_r)
 {
 	const char *what, *hash = blob_writer_hash(w);
 	const struct store_message_meta none = { 0 };
@@ -287,6 +288,7 @@ static int blob_attach(struct store *st, struct blob_writer *w, const struct sto
 		unsigned dir;
 		if (blob_writer_place(w, &dir, &what) < 0)
 			return store_errno_fail(st, what);
+		*placed_r = true;
 		store_tx_mark_dir(st, dir);
 	}
 	if (!found) {
@@ -311,6 +313,9 @@ static int append_check(struct store *st, const struct store_append_msg *m)
 {
 	if ((m->flags & ~STORE_FLAGS_ALL) != 0)
 		return store_fail(st, STORE_ERR_INVALID, "unknown flag bits");
+	for (size_t i = 0; i < m->keyword_count; i++)
+		if (m->keywords[i] == NULL || !keyword_valid(m->keywords[i]))
+			return store_fail(st, STORE_ERR_INVALID, "invalid keyword");
 	if (m->data != NULL)
 		return m->size > UINT32_MAX ? store_fail(st, STORE_ERR_INVALID, "message too large") : 0;
 	if (m->blob == NULL || !blob_writer_finished(m->blob->writer) ||
@@ -325,6 +330,7 @@ int store_append(struct store *st, uint64_t mailbox_id, const struct store_appen
 		 size_t count, uint32_t *uidvalidity_r, uint32_t *uids_r)
 {
 	struct blob_writer **owned, **writers;
+	bool *placed;
 	struct mbox_row row;
 	uint64_t total = 0;
 	const char *what;
@@ -337,6 +343,7 @@ int store_append(struct store *st, uint64_t mailbox_id, const struct store_appen
 			return -1;
 	owned = xcalloc(count, sizeof(*owned));
 	writers = xcalloc(count, sizeof(*writers));
+	placed = xcalloc(count, sizeof(*placed));
 	/* Bodies are written and fsynced before taking the write lock. */
 	for (size_t i = 0; i < count; i++) {
 		if (msgs[i].data == NULL) {
@@ -368,7 +375,7 @@ int store_append(struct store *st, uint64_t mailbox_id, const struct store_appen
 		uint64_t kw, emailid;
 		int64_t blob_id = 0;
 		if (keywords_mask(st, mailbox_id, msgs[i].keywords, msgs[i].keyword_count, true, &kw) < 0 ||
-		    blob_attach(st, writers[i], msgs[i].meta, &blob_id) < 0 ||
+		    blob_attach(st, writers[i], msgs[i].meta, &blob_id, &placed[i]) < 0 ||
 		    store_random_u64(st, &emailid) < 0)
 			goto fail;
 		if (db_exec(st, "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, size,"
@@ -390,12 +397,20 @@ int store_append(struct store *st, uint64_t mailbox_id, const struct store_appen
 	ret = 0;
 	goto out;
 fail:
+	/* Files placed by this call have no referencing row once it rolls
+	 * back (a row with references would have made us drop the copy), and
+	 * the write lock is still ours: remove them now rather than leave
+	 * them to the orphan collector. */
+	for (size_t i = 0; i < count; i++)
+		if (placed[i] && blob_unlink(st->blob_root, blob_writer_hash(writers[i]), &what) < 0)
+			log_msg(LOG_WARN, "store_append", "%s: %s", what, strerror(errno));
 	store_tx_rollback(st);
 out:
 	for (size_t i = 0; i < count; i++)
 		blob_writer_free(&owned[i]);
 	free(owned);
 	free(writers);
+	free(placed);
 	return ret;
 }
 
@@ -649,7 +664,8 @@ int store_flags_update(struct store *st, uint64_t mailbox_id, const struct store
 	if (store_tx_commit(st) < 0)
 		goto fail_result;
 	/* RETURNING gives no order guarantee. */
-	qsort(result_r->changed, result_r->changed_count, sizeof(*result_r->changed), cmp_msg);
+	if (result_r->changed_count > 1)
+		qsort(result_r->changed, result_r->changed_count, sizeof(*result_r->changed), cmp_msg);
 	result_r->modseq = result_r->changed_count > 0 ? modseq : row.highestmodseq;
 	free(norm);
 	return 0;
@@ -710,7 +726,8 @@ int store_expunge(struct store *st, uint64_t mailbox_id, const struct store_uid_
 	}
 	if (store_tx_commit(st) < 0)
 		goto fail_result;
-	qsort(expunged_r->uids, expunged_r->count, sizeof(*expunged_r->uids), cmp_u32);
+	if (expunged_r->count > 1)
+		qsort(expunged_r->uids, expunged_r->count, sizeof(*expunged_r->uids), cmp_u32);
 	free(norm);
 	return 0;
 fail:
@@ -812,7 +829,8 @@ int store_changes_since(struct store *st, uint64_t mailbox_id, uint64_t since_mo
 	if (keywords_load(st, mailbox_id, &changes_r->keywords) < 0)
 		goto fail;
 	store_read_end(st, began);
-	qsort(changes_r->changed, changes_r->changed_count, sizeof(*changes_r->changed), cmp_msg);
+	if (changes_r->changed_count > 1)
+		qsort(changes_r->changed, changes_r->changed_count, sizeof(*changes_r->changed), cmp_msg);
 	changes_r->uidvalidity = row.uidvalidity;
 	changes_r->uidnext = row.uidnext;
 	changes_r->highestmodseq = row.highestmodseq;
