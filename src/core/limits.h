@@ -24,4 +24,14 @@
 /* Output queued for one client before it is considered a stuck reader. */
 #define LIMIT_OUTPUT_QUEUE (16 * 1024 * 1024)
 
+/* MIME parsing (src/mime): deepest nesting of multipart and message/rfc822
+ * parts (deeper entities become text/plain leaves), most parts in one
+ * message (later boundaries are body text), most parameters kept from one
+ * Content-Type or Content-Disposition field (RFC 2231 merging is quadratic
+ * in them), longest boundary recognised (RFC 2046 5.1.1 allows 70). */
+#define LIMIT_MIME_DEPTH 100
+#define LIMIT_MIME_PARTS 10000
+#define LIMIT_MIME_PARAMS 256
+#define LIMIT_MIME_BOUNDARY_LEN 1024
+
 #endif
