@@ -94,7 +94,10 @@ static void finish_login(struct session *s)
 	struct pending_login *p = s->login;
 	struct imapd_context *ctx = s->ctx;
 	uint64_t now = ev_now(ctx->loop);
-	if (p->matched) {
+	if (p->matched && session_open_store(s, p->user) < 0) {
+		log_login(s, p, "store_unavailable", NULL);
+		session_tagged(s, p->tag, "NO", "[UNAVAILABLE] Your mailbox can't be opened now; try again later");
+	} else if (p->matched) {
 		throttle_success(ctx->throttle, s->conn->peer_ip, p->user, now);
 		log_login(s, p, "ok", NULL);
 		s->user = xstrdup(p->user);

@@ -3,6 +3,9 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "imap/quote.h"
+#include "imap/utf7.h"
+#include "imapd/selected.h"
+#include "store/store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +74,8 @@ static void append_text(struct buf *line, const char *fmt, va_list ap)
 
 void session_tagged(struct session *s, const char *tag, const char *status, const char *fmt, ...)
 {
+	/* Changes made elsewhere reach the client before the command ends. */
+	session_sync(s, s->allow_expunge);
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "%s %s ", tag, status);
 	va_list ap;
@@ -78,6 +83,105 @@ void session_tagged(struct session *s, const char *tag, const char *status, cons
 	append_text(&line, fmt, ap);
 	va_end(ap);
 	write_line(s, &line);
+}
+
+void session_ok(struct session *s, const char *tag, const char *fmt, ...)
+{
+	session_sync(s, s->allow_expunge);
+	struct buf line = BUF_INIT;
+	buf_printf(&line, "%s OK ", tag);
+	va_list ap;
+	va_start(ap, fmt);
+	append_text(&line, fmt, ap);
+	va_end(ap);
+	write_line(s, &line);
+}
+
+void session_store_error(struct session *s, const char *tag, const char *what)
+{
+	const char *detail = NULL;
+	enum store_error error = store_last_error(s->store, &detail);
+	struct log_line l;
+	bool server_fault = error == STORE_ERR_IO || error == STORE_ERR_VERSION || error == STORE_ERR_BUSY;
+	log_begin(&l, server_fault ? LOG_ERROR : LOG_DEBUG, "store_error");
+	log_str(&l, "session", s->id);
+	log_str(&l, "user", s->user);
+	log_str(&l, "op", what);
+	log_str(&l, "error", store_error_name(error));
+	log_str(&l, "detail", detail);
+	log_end(&l);
+	switch (error) {
+	case STORE_ERR_NOT_FOUND:
+		session_tagged(s, tag, "NO", "[NONEXISTENT] %s: no such mailbox or message", what);
+		break;
+	case STORE_ERR_EXISTS:
+		session_tagged(s, tag, "NO", "[ALREADYEXISTS] %s: the name is taken", what);
+		break;
+	case STORE_ERR_INVALID_NAME:
+		session_tagged(s, tag, "NO", "[CANNOT] %s: invalid mailbox name", what);
+		break;
+	case STORE_ERR_NOT_ALLOWED:
+		session_tagged(s, tag, "NO", "[CANNOT] %s: not allowed", what);
+		break;
+	case STORE_ERR_INVALID:
+		session_tagged(s, tag, "NO", "[CANNOT] %s: invalid argument", what);
+		break;
+	case STORE_ERR_LIMIT:
+		session_tagged(s, tag, "NO", "[LIMIT] %s: too many keywords in this mailbox", what);
+		break;
+	case STORE_ERR_QUOTA:
+		session_tagged(s, tag, "NO", "[OVERQUOTA] %s: quota exceeded", what);
+		break;
+	case STORE_ERR_BUSY:
+		session_tagged(s, tag, "NO", "[INUSE] %s: the mailbox is busy, try again", what);
+		break;
+	case STORE_ERR_NONE:
+	case STORE_ERR_IO:
+	case STORE_ERR_VERSION:
+		session_tagged(s, tag, "NO", "[SERVERBUG] %s failed; the server log has details", what);
+		break;
+	}
+}
+
+int session_mailbox_from_wire(const struct session *s, const struct imap_arg *arg,
+			      struct buf *utf8_r, const char **error_r)
+{
+	if (!imap_arg_is_astring(arg) || imap_arg_has_nul(arg)) {
+		*error_r = "Mailbox name must be an atom or a string";
+		return -1;
+	}
+	buf_clear(utf8_r);
+	if (s->utf8) {
+		buf_append(utf8_r, arg->str, arg->len);
+		return 0;
+	}
+	/* RFC 3501 5.1.3: 8-bit names are not valid before UTF8=ACCEPT. */
+	for (size_t i = 0; i < arg->len; i++) {
+		if ((unsigned char)arg->str[i] >= 0x80) {
+			*error_r = "Mailbox name must be modified UTF-7 (8-bit characters need ENABLE UTF8=ACCEPT)";
+			return -1;
+		}
+	}
+	if (imap_utf7_to_utf8(arg->str, arg->len, utf8_r) < 0) {
+		*error_r = "Mailbox name is not valid modified UTF-7";
+		return -1;
+	}
+	return 0;
+}
+
+void session_write_mailbox(const struct session *s, struct buf *out, const char *utf8_name)
+{
+	if (s->utf8) {
+		imap_write_string(out, utf8_name, strlen(utf8_name), true);
+		return;
+	}
+	struct buf wire = BUF_INIT;
+	if (imap_utf8_to_utf7(utf8_name, strlen(utf8_name), &wire) < 0) {
+		buf_clear(&wire);
+		buf_append_str(&wire, utf8_name);
+	}
+	imap_write_astring(out, wire.data ? wire.data : "", wire.len);
+	buf_free(&wire);
 }
 
 void session_untagged(struct session *s, const char *fmt, ...)
@@ -168,17 +272,37 @@ static unsigned state_bit(enum session_state state)
 
 static void run_command(struct session *s, const struct imap_command *cmd)
 {
+	struct imap_command uid_cmd;
+	s->cmd_uid = false;
+	if (strcmp(cmd->name, "UID") == 0) {
+		const struct command_def *inner = NULL;
+		if (cmd->arg_count > 0 && imap_arg_is_atom(&cmd->args[0]))
+			inner = find_command(cmd->args[0].str);
+		if (inner == NULL || !(inner->flags & CMD_UID)) {
+			session_tagged(s, cmd->tag, "BAD", "UID must be followed by COPY, FETCH, MOVE, SEARCH, STORE or EXPUNGE");
+			return;
+		}
+		uid_cmd = (struct imap_command){
+			.tag = cmd->tag, .name = inner->name, .args = cmd->args + 1, .arg_count = cmd->arg_count - 1,
+		};
+		cmd = &uid_cmd;
+		s->cmd_uid = true;
+	}
 	const struct command_def *def = find_command(cmd->name);
 	if (def == NULL) {
 		session_tagged(s, cmd->tag, "BAD", "Unknown command %s", cmd->name);
 		return;
 	}
-	if ((def->states & state_bit(s->state)) == 0) {
+	if ((def->flags & state_bit(s->state)) == 0) {
+		s->allow_expunge = false;
 		/* RFC 9051 6: a command in the wrong state is a protocol error. */
 		session_tagged(s, cmd->tag, "BAD", "%s is not valid in the %s state",
 			       def->name, state_text(s->state));
 		return;
 	}
+	/* RFC 9051 7.4.1: FETCH, STORE and SEARCH (not their UID forms)
+	 * must not see EXPUNGE responses. */
+	s->allow_expunge = !(def->flags & CMD_NO_EXPUNGE) || s->cmd_uid;
 	def->handler(s, cmd);
 }
 
@@ -289,11 +413,18 @@ static void on_close(void *ctx, const char *reason)
 	session_free(s);
 }
 
+static void on_drained(void *ctx)
+{
+	struct session *s = ctx;
+	if (s->on_drained != NULL)
+		s->on_drained(s);
+}
+
 static const struct conn_handler session_conn_handler = {
 	.on_input = on_input,
 	.on_tls_ready = on_tls_ready,
 	.on_close = on_close,
-	.on_drained = NULL,
+	.on_drained = on_drained,
 };
 
 void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listener *l)
@@ -363,6 +494,10 @@ static void session_free(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	ctx->session_count--;
+	if (s->on_close != NULL)
+		s->on_close(s);
+	selected_free(&s->selected);
+	store_close(&s->store);
 	conn_free(&s->conn);
 	imap_parser_free(&s->parser);
 	free(s->user);
@@ -389,4 +524,56 @@ void imapd_close_all(struct imapd_context *ctx)
 			ctx->sessions->close_reason = xstrdup("shutdown");
 		session_free(ctx->sessions);
 	}
+}
+
+/* RFC 6154: the five special-use mailboxes clients look for, made at a
+ * user's first login (when the store holds nothing but INBOX). */
+static void create_special_use_mailboxes(struct session *s)
+{
+	static const struct {
+		const char *name;
+		enum store_special_use use;
+	} defaults[] = {
+		{ "Drafts", STORE_SPECIAL_DRAFTS }, { "Sent", STORE_SPECIAL_SENT },
+		{ "Trash", STORE_SPECIAL_TRASH }, { "Junk", STORE_SPECIAL_JUNK },
+		{ "Archive", STORE_SPECIAL_ARCHIVE },
+	};
+	struct store_mailbox_entry *entries = NULL;
+	size_t count = 0;
+	if (store_mailbox_list(s->store, &entries, &count) < 0)
+		return;
+	bool fresh = count == 1 && strcmp(entries[0].name, "INBOX") == 0 && !entries[0].subscribed;
+	store_mailbox_list_free(&entries, count);
+	if (!fresh)
+		return;
+	(void)store_subscribe(s->store, "INBOX");
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		if (store_mailbox_create(s->store, defaults[i].name, defaults[i].use) < 0 ||
+		    store_subscribe(s->store, defaults[i].name) < 0) {
+			const char *text = NULL;
+			store_last_error(s->store, &text);
+			log_msg(LOG_ERROR, "special_use_create", "user %s mailbox %s: %s", s->user,
+				defaults[i].name, text ? text : "");
+		}
+	}
+}
+
+int session_open_store(struct session *s, const char *user)
+{
+	enum store_error error;
+	char *text = NULL;
+	if (store_open(s->ctx->cfg->data_dir, user, &s->store, &error, &text) < 0) {
+		struct log_line l;
+		log_begin(&l, LOG_ERROR, "store_open_failed");
+		log_str(&l, "session", s->id);
+		log_str(&l, "user", user);
+		log_str(&l, "error", store_error_name(error));
+		log_str(&l, "detail", text);
+		log_end(&l);
+		free(text);
+		return -1;
+	}
+	s->change_counter = store_change_counter(s->store);
+	create_special_use_mailboxes(s);
+	return 0;
 }

@@ -24,13 +24,18 @@ enum session_state {
 #define CMD_AUTH (1u << 1)
 #define CMD_SELECTED (1u << 2)
 #define CMD_ANY_STATE (CMD_NOT_AUTH | CMD_AUTH | CMD_SELECTED)
+/* Has a UID form: "UID FETCH" etc. */
+#define CMD_UID (1u << 3)
+/* RFC 9051 7.4.1: no EXPUNGE responses during FETCH, STORE, SEARCH (the
+ * UID forms may have them). */
+#define CMD_NO_EXPUNGE (1u << 4)
 
 struct session;
 typedef void command_handler(struct session *s, const struct imap_command *cmd);
 
 struct command_def {
 	const char *name;
-	unsigned states;
+	unsigned flags;		/* CMD_ states it is valid in, and CMD_UID, CMD_NO_EXPUNGE */
 	command_handler *handler;
 };
 
@@ -48,6 +53,21 @@ struct pending_login {
 
 struct session {
 	struct imapd_context *ctx;
+	struct store *store;		/* the user's mail, after login */
+	struct selected *selected;	/* the selected mailbox, or NULL */
+	bool cmd_uid;			/* the running command came as "UID ..." */
+	bool allow_expunge;		/* EXPUNGE responses allowed now */
+	bool syncing;			/* inside session_sync: don't recurse */
+	uint64_t change_counter;	/* store_change_counter() last synced */
+	bool utf8;			/* UTF8=ACCEPT or IMAP4rev2 enabled: names in UTF-8 */
+	bool rev2;			/* IMAP4rev2 enabled: no \Recent, ESEARCH answers */
+	/* Set by a command that streams output (FETCH of big bodies): called
+	 * when the output queue has drained, to write the next piece. */
+	void (*on_drained)(struct session *s);
+	/* Set by such a command to release what it holds if the session ends
+	 * before it finishes. */
+	void (*on_close)(struct session *s);
+	void *cmd_state;		/* that command's state */
 	struct session *prev, *next;	/* in ctx->sessions */
 	struct conn *conn;
 	const struct config_listener *listener;
@@ -82,6 +102,24 @@ bool session_starttls_available(const struct session *s);
 void session_set_state(struct session *s, enum session_state state);
 /* A command finished asynchronously: take the next pipelined one. */
 void session_command_done(struct session *s);
+
+/* Opens the user's store at login (creating it and the special-use
+ * mailboxes on first use). 0, or -1 logged. */
+int session_open_store(struct session *s, const char *user);
+/* Leaves the selected state (CLOSE, UNSELECT, a failed SELECT). */
+void session_unselect(struct session *s);
+
+/* Replies OK after sending any pending updates; for commands in the
+ * selected state this is where other sessions' changes reach the client. */
+void session_ok(struct session *s, const char *tag, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Maps a store failure to a tagged NO with a response code and a safe
+ * text; the details go to the log (STYLE.md: one place does this). */
+void session_store_error(struct session *s, const char *tag, const char *what);
+/* Mailbox names on the wire: modified UTF-7 unless UTF-8 was enabled. */
+int session_mailbox_from_wire(const struct session *s, const struct imap_arg *arg,
+			      struct buf *utf8_r, const char **error_r);
+void session_write_mailbox(const struct session *s, struct buf *out, const char *utf8_name);
 
 /* Command handlers, one file per family. */
 void cmd_capability(struct session *s, const struct imap_command *cmd);

@@ -1,0 +1,75 @@
+/* The selected mailbox of a session (RFC 9051 3.3): the messages the client
+ * knows, in sequence-number order, and the bookkeeping that keeps sequence
+ * numbers valid while other sessions, LMTP and `postern deliver` change the
+ * mailbox (RFC 9051 7.4.1 and 5.5: no EXPUNGE while a FETCH, STORE or SEARCH
+ * runs, so a client's numbers never shift under a command). */
+#ifndef POSTERN_IMAPD_SELECTED_H
+#define POSTERN_IMAPD_SELECTED_H
+
+#include "core/buf.h"
+#include "imap/parser.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct session;
+
+struct selected {
+	uint64_t mailbox_id;
+	char *name;			/* UTF-8, '/'-separated */
+	bool readonly;			/* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;		/* as last reported */
+	uint64_t modseq;		/* changes up to this one are reflected in msgs */
+	struct store_msg *msgs;		/* msgs[i] is sequence number i + 1, UIDs ascending */
+	size_t count;
+	size_t cap;
+	struct store_keywords keywords;	/* names of the keyword bits */
+	size_t keywords_announced;	/* keyword count last sent in FLAGS */
+	uint32_t recent_above;		/* IMAP4rev1 \Recent: UIDs above are recent here */
+	/* Expunged by someone else while announcing was not allowed; sent at
+	 * the next command that allows EXPUNGE responses. */
+	uint32_t *pending_expunges;
+	size_t pending_count;
+};
+
+/* A set of messages resolved against the selected mailbox: indexes into
+ * msgs (sequence number - 1), ascending, without duplicates. */
+struct msg_set {
+	size_t *index;
+	size_t count;
+};
+void msg_set_free(struct msg_set *set);
+
+/* Resolves a sequence set or UID set argument. Returns 0, or -1 with a
+ * static message in *error_r for bad syntax or (sequence numbers only) a
+ * number beyond the mailbox (RFC 9051 6.4.4: BAD). UIDs that don't exist
+ * are simply absent from the result (RFC 9051 6.4.8). */
+int selected_resolve(const struct selected *sel, const struct imap_arg *arg, bool uid,
+		     struct msg_set *set_r, const char **error_r);
+/* The index of uid in msgs, or SIZE_MAX. */
+size_t selected_find_uid(const struct selected *sel, uint32_t uid);
+/* UID ranges of the messages in set, for the store. Caller frees. */
+struct store_uid_range *selected_uid_ranges(const struct selected *sel, const struct msg_set *set,
+					    size_t *count_r);
+/* "\Seen \Flagged $Label" (without parentheses), and \Recent when the
+ * message is recent for this session. */
+void selected_write_flags(const struct selected *sel, const struct store_msg *msg, bool recent,
+			  struct buf *out);
+bool selected_is_recent(const struct selected *sel, const struct store_msg *msg);
+
+/* Sends untagged updates for changes made elsewhere: new messages as
+ * EXISTS (and RECENT), flag changes as FETCH (FLAGS), and, when
+ * allow_expunge, EXPUNGE responses (also the ones held back earlier). */
+void session_sync(struct session *s, bool allow_expunge);
+/* Applies flag changes the session made itself, sending FETCH unless silent. */
+void session_apply_flag_changes(struct session *s, const struct store_msg *changed, size_t count,
+				bool silent, bool uid_command);
+/* Removes expunged UIDs from the view, sending "* N EXPUNGE" for each. */
+void session_apply_expunges(struct session *s, const uint32_t *uids, size_t count);
+
+void selected_free(struct selected **sel);
+
+#endif
