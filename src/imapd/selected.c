@@ -333,3 +333,16 @@ void selected_free(struct selected **selp)
 	free(sel);
 	*selp = NULL;
 }
+
+void uid_set_write(struct buf *out, const uint32_t *uids, size_t count)
+{
+	for (size_t i = 0; i < count;) {
+		size_t j = i;
+		while (j + 1 < count && uids[j + 1] == uids[j] + 1)
+			j++;
+		buf_printf(out, "%s%u", i ? "," : "", uids[i]);
+		if (j > i)
+			buf_printf(out, ":%u", uids[j]);
+		i = j + 1;
+	}
+}

@@ -55,6 +55,9 @@ void session_capabilities(const struct session *s, struct buf *out)
 			buf_append_str(out, " LOGINDISABLED");
 	}
 	buf_append_str(out, " ID ENABLE LITERAL+");
+	if (s->state != SESSION_NOT_AUTHENTICATED)
+		buf_append_str(out, " UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
+			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
 }
 
 static void write_line(struct session *s, struct buf *line)
