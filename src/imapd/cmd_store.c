@@ -76,8 +76,6 @@ void cmd_store(struct session *s, const struct imap_command *cmd)
 		session_store_error(s, cmd->tag, "STORE");
 		return;
 	}
-	/* New keywords first, so the FETCH responses below name known flags. */
-	session_sync(s, s->allow_expunge);
 	session_apply_flag_changes(s, result.changed, result.changed_count, silent, s->cmd_uid);
 	store_flags_result_free(&result);
 	session_ok(s, cmd->tag, "STORE completed");

@@ -545,11 +545,13 @@ static void create_special_use_mailboxes(struct session *s)
 	size_t count = 0;
 	if (store_mailbox_list(s->store, &entries, &count) < 0)
 		return;
-	bool fresh = count == 1 && strcmp(entries[0].name, "INBOX") == 0 && !entries[0].subscribed;
+	/* A store holding only INBOX: a first login (or a user who deleted
+	 * every other mailbox, who gets the defaults back as with Dovecot's
+	 * auto = create). */
+	bool fresh = count == 1 && strcmp(entries[0].name, "INBOX") == 0;
 	store_mailbox_list_free(&entries, count);
 	if (!fresh)
 		return;
-	(void)store_subscribe(s->store, "INBOX");
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
 		if (store_mailbox_create(s->store, defaults[i].name, defaults[i].use) < 0 ||
 		    store_subscribe(s->store, defaults[i].name) < 0) {
