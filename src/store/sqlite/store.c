@@ -374,6 +374,8 @@ int store_tx_begin(struct store *st)
 		st->tx_changed = false;
 		st->tx_purge = false;
 		memset(st->tx_dirs, 0, sizeof(st->tx_dirs));
+		st->tx_dir_count = 0;
+		st->tx_syncfs = false;
 	} else if (exec_plain(st, "SAVEPOINT store_op") < 0) {
 		return -1;
 	}
@@ -404,7 +406,11 @@ void store_tx_rollback(struct store *st)
 
 void store_tx_mark_dir(struct store *st, unsigned dir_index)
 {
-	st->tx_dirs[(dir_index & 0xff) / 8] |= (uint8_t)(1u << (dir_index % 8));
+	uint8_t bit = (uint8_t)(1u << (dir_index % 8));
+	uint8_t *byte = &st->tx_dirs[(dir_index & 0xff) / 8];
+	if ((*byte & bit) == 0)
+		st->tx_dir_count++;
+	*byte |= bit;
 }
 
 static void purge_unreferenced(struct store *st);
@@ -423,14 +429,24 @@ int store_tx_commit(struct store *st)
 		st->tx_depth--;
 		return 0;
 	}
-	/* Renamed body files must be durable before the rows naming them. */
-	for (unsigned i = 0; i < 256; i++) {
-		if ((st->tx_dirs[i / 8] & (1u << (i % 8))) == 0)
-			continue;
-		if (blob_dir_sync(st->blob_root, i, &what) < 0) {
+	/* Body files and their renames must be durable before the rows
+	 * naming them. A few directories: fsync each. Many, or bodies
+	 * written without fsync (batched appends): one syncfs. */
+	if (st->tx_syncfs || st->tx_dir_count > STORE_SYNCFS_DIRS) {
+		if (blob_fs_sync(st->blob_root, &what) < 0) {
 			store_errno_fail(st, what);
 			store_tx_rollback(st);
 			return -1;
+		}
+	} else {
+		for (unsigned i = 0; i < 256 && st->tx_dir_count > 0; i++) {
+			if ((st->tx_dirs[i / 8] & (1u << (i % 8))) == 0)
+				continue;
+			if (blob_dir_sync(st->blob_root, i, &what) < 0) {
+				store_errno_fail(st, what);
+				store_tx_rollback(st);
+				return -1;
+			}
 		}
 	}
 	if (st->tx_changed &&
@@ -870,7 +886,7 @@ int store_blob_write(struct store *st, struct store_blob *blob, const void *data
 int store_blob_finish(struct store *st, struct store_blob *blob)
 {
 	const char *what;
-	if (blob_writer_finish(blob->writer, &what) < 0)
+	if (blob_writer_finish(blob->writer, true, &what) < 0)
 		return store_errno_fail(st, what);
 	return 0;
 }
