@@ -10,7 +10,7 @@
 
 /* Prepared statements are cached by the address of their SQL text (each is
  * a string literal at one call site). */
-#define STORE_STMT_CACHE 96
+#define STORE_STMT_CACHE 128
 
 struct store_stmt_slot {
 	const char *sql;

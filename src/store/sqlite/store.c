@@ -627,12 +627,31 @@ static bool user_name_valid(const char *user)
 	return true;
 }
 
-static int make_dir(struct store *st, const char *path)
+static int make_dir(struct store *st, const char *path, bool *created_r)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	*created_r = false;
+	if (mkdir(path, 0700) == 0) {
+		*created_r = true;
+		return 0;
+	}
+	if (errno != EEXIST) {
 		int saved = errno;
 		return store_fail(st, STORE_ERR_IO, "mkdir %s: %s", path, strerror(saved));
 	}
+	return 0;
+}
+
+static int sync_dir(struct store *st, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		return store_fail(st, STORE_ERR_IO, "fsync %s: %s", path, strerror(saved));
+	}
+	if (close(fd) < 0)
+		return store_errno_fail(st, "close directory");
 	return 0;
 }
 
@@ -754,15 +773,20 @@ int store_open(const char *data_dir, const char *user, struct store **st_r,
 		store_fail(st, STORE_ERR_INVALID_NAME, "invalid user name");
 		goto fail;
 	}
+	bool created;
 	char *users = xasprintf("%s/users", data_dir);
-	int rc = make_dir(st, users);
-	free(users);
-	if (rc < 0)
-		goto fail;
+	int rc = make_dir(st, users, &created);
+	if (rc == 0 && created)
+		rc = sync_dir(st, data_dir);
 	st->dir = xasprintf("%s/users/%s", data_dir, user);
 	st->blob_root = xasprintf("%s/blobs", st->dir);
 	st->change_path = xasprintf("%s/changes", st->dir);
-	if (make_dir(st, st->dir) < 0)
+	if (rc == 0)
+		rc = make_dir(st, st->dir, &created);
+	if (rc == 0 && created)
+		rc = sync_dir(st, users);
+	free(users);
+	if (rc < 0)
 		goto fail;
 	const char *what;
 	if (blob_root_init(st->blob_root, &what) < 0) {
@@ -774,7 +798,10 @@ int store_open(const char *data_dir, const char *user, struct store **st_r,
 		store_errno_fail(st, "open changes file");
 		goto fail;
 	}
-	if (open_db(st) < 0)
+	/* SQLite fsyncs its files but not the directory entry of a WAL file
+	 * it creates on first use (this open); blobs/, blobs/tmp and changes
+	 * may be new too. One fsync of the user directory covers them. */
+	if (open_db(st) < 0 || sync_dir(st, st->dir) < 0 || sync_dir(st, st->blob_root) < 0)
 		goto fail;
 	*st_r = st;
 	*error_r = STORE_ERR_NONE;
