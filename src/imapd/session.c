@@ -57,7 +57,7 @@ void session_capabilities(const struct session *s, struct buf *out)
 	}
 	buf_append_str(out, " ID ENABLE LITERAL+");
 	if (s->state != SESSION_NOT_AUTHENTICATED)
-		buf_append_str(out, " IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
+		buf_append_str(out, " IDLE UTF8=ACCEPT UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
 			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
 }
 
@@ -156,6 +156,10 @@ int session_mailbox_from_wire(const struct session *s, const struct imap_arg *ar
 	}
 	buf_clear(utf8_r);
 	if (s->utf8) {
+		if (!imap_utf8_is_valid(arg->str, arg->len)) {
+			*error_r = "Mailbox name is not valid UTF-8";
+			return -1;
+		}
 		buf_append(utf8_r, arg->str, arg->len);
 		return 0;
 	}
