@@ -124,3 +124,22 @@ def test_qresync_resync_returns_exactly_the_difference():
     d.expect_ok("ENABLE QRESYNC")
     untagged, _ = d.expect_ok(f"SELECT INBOX (QRESYNC ({validity + 1} {modseq}))")
     assert not any("VANISHED" in l or " FETCH " in l for l in untagged), untagged
+
+
+def test_utf8_accept_names_and_append():
+    c = session(make_server())
+    untagged, _ = c.expect_ok("ENABLE UTF8=ACCEPT")
+    assert untagged == ["* ENABLED UTF8=ACCEPT"], untagged
+    c.send('u1 CREATE "Entwürfe"\r\n'.encode())
+    _, tagged = c.read_until_tagged("u1")
+    assert " OK " in tagged, tagged
+    c.send('u2 LIST "" "Entw*"\r\n'.encode())
+    untagged, tagged = c.read_until_tagged("u2")
+    assert untagged == ['* LIST (\\HasNoChildren) "/" "Entwürfe"'], untagged
+    body = "Subject: Grüße\r\n\r\nHallo\r\n".encode()
+    c.send(b'u3 APPEND "Entw\xc3\xbcrfe" UTF8 (~{%d+}\r\n%s)\r\n' % (len(body), body))
+    _, tagged = c.read_until_tagged("u3")
+    assert " OK [APPENDUID" in tagged, tagged
+    c.send(b'u4 CREATE "bad\xff"\r\n')
+    _, tagged = c.read_until_tagged("u4")
+    assert " BAD " in tagged, tagged
