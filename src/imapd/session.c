@@ -252,6 +252,13 @@ void session_logout(struct session *s, const char *reason)
 static void idle_timeout_cb(void *ctx)
 {
 	struct session *s = ctx;
+	if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
+		/* Nothing can be said before TLS is up: just hang up. */
+		if (s->close_reason == NULL)
+			s->close_reason = xstrdup("tls_failed: handshake timeout");
+		session_free(s);
+		return;
+	}
 	session_untagged(s, "BYE Autologout; idle for too long");
 	session_logout(s, "timeout");
 }
@@ -522,9 +529,17 @@ static void session_free(struct session *s)
 void imapd_shutdown_all(struct imapd_context *ctx, const char *reason)
 {
 	ctx->draining = true;
-	for (struct session *s = ctx->sessions; s != NULL; s = s->next) {
+	struct session *next;
+	for (struct session *s = ctx->sessions; s != NULL; s = next) {
+		next = s->next;
 		if (s->state == SESSION_LOGOUT)
 			continue;
+		if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
+			if (s->close_reason == NULL)
+				s->close_reason = xstrdup("shutdown");
+			session_free(s);
+			continue;
+		}
 		session_untagged(s, "BYE %s", reason);
 		session_logout(s, "shutdown");
 	}
