@@ -93,6 +93,7 @@ static const struct key_def key_defs[] = {
 	G("login_timeout", VAL_INT, login_timeout, 1, INT_MAX),
 	G("idle_timeout", VAL_INT, idle_timeout, 1, INT_MAX),
 	G("idle_keepalive_interval", VAL_INT, idle_keepalive_interval, 1, 86400),
+	G("slow_command_threshold", VAL_INT, slow_command_ms, 0, INT_MAX),
 	G("auth_failure_delay", VAL_INT, auth_fail_delay_ms, 0, 600000),
 	G("auth_failure_delay_max", VAL_INT, auth_fail_delay_max_ms, 0, 600000),
 	G("auth_spray_threshold", VAL_INT, auth_spray_users, 1, 100000),
@@ -1069,6 +1070,7 @@ void config_init_defaults(struct config *cfg)
 	cfg->login_timeout = LIMIT_LOGIN_TIMEOUT_S;
 	cfg->idle_timeout = LIMIT_AUTH_TIMEOUT_S;
 	cfg->idle_keepalive_interval = 120;
+	cfg->slow_command_ms = 1000;
 	cfg->auth_fail_delay_ms = 2000;
 	cfg->auth_fail_delay_max_ms = 15000;
 	cfg->auth_spray_users = 5;

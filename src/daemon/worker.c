@@ -6,6 +6,7 @@
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
 #include "imapd/notify.h"
+#include "metrics/metrics.h"
 #include "net/ev.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@ struct worker {
 	struct ev_io pool_io;
 	struct ev_io inotify_io;
 	struct ev_timer drain_check;
+	struct metrics_worker local_metrics;	/* when there is no shared slot */
 	uint64_t drain_deadline;
 	bool draining;
 };
@@ -251,6 +253,8 @@ int worker_run(const struct worker_start *start)
 	w.imapd.worker_index = start->index;
 	w.imapd.passwd = &w.passwd;
 	w.imapd.inotify_fd = -1;
+	w.imapd.metrics = start->metrics != NULL ? start->metrics : &w.local_metrics;
+	w.imapd.listeners = start->cfg->listeners;
 	struct throttle_settings ts = throttle_settings_from(w.cfg);
 	w.imapd.throttle = throttle_new(&ts);
 	ev_timer_init(&w.drain_check, drain_check_cb, &w);

@@ -6,6 +6,7 @@
 #include "imap/utf7.h"
 #include "imapd/notify.h"
 #include "imapd/selected.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const char *const state_names[] = {
 	"not_authenticated", "authenticated", "selected", "logout",
@@ -61,6 +63,59 @@ void session_capabilities(const struct session *s, struct buf *out)
 			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
 }
 
+size_t imapd_command_name_count(void)
+{
+	return session_command_count + 2;
+}
+
+const char *imapd_command_name(size_t index)
+{
+	if (index < session_command_count)
+		return session_commands[index].name;
+	return index == session_command_count ? "UNKNOWN" : "INVALID";
+}
+
+size_t session_listener_index(const struct session *s)
+{
+	return (size_t)(s->listener - s->ctx->listeners);
+}
+
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A tagged reply ends the command: count it and time it. */
+static void record_command(struct session *s, const char *status)
+{
+	if (s->cmd_index < 0)
+		return;
+	struct metrics_worker *m = s->ctx->metrics;
+	size_t index = (size_t)s->cmd_index;
+	s->cmd_index = -1;
+	if (index >= METRICS_MAX_COMMANDS)
+		return;
+	enum metrics_result result = strcmp(status, "OK") == 0 ? METRICS_OK
+				     : strcmp(status, "NO") == 0 ? METRICS_NO : METRICS_BAD;
+	METRIC_INC(m->commands[index][result]);
+	uint64_t elapsed = clock_us() - s->cmd_started_us;
+	metrics_observe(&m->command_latency[index], elapsed);
+	uint64_t threshold_us = (uint64_t)s->ctx->cfg->slow_command_ms * 1000;
+	if (threshold_us > 0 && elapsed >= threshold_us) {
+		METRIC_INC(m->slow_commands);
+		struct log_line l;
+		log_begin(&l, LOG_WARN, "slow_command");
+		log_str(&l, "session", s->id);
+		log_str(&l, "user", s->user);
+		log_str(&l, "command", imapd_command_name(index));
+		log_str(&l, "result", status);
+		log_uint(&l, "ms", elapsed / 1000);
+		log_end(&l);
+	}
+}
+
 static void write_line(struct session *s, struct buf *line)
 {
 	buf_append_str(line, "\r\n");
@@ -80,6 +135,7 @@ void session_tagged(struct session *s, const char *tag, const char *status, cons
 {
 	/* Changes made elsewhere reach the client before the command ends. */
 	session_sync(s, s->allow_expunge);
+	record_command(s, status);
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "%s %s ", tag, status);
 	va_list ap;
@@ -92,6 +148,7 @@ void session_tagged(struct session *s, const char *tag, const char *status, cons
 void session_ok(struct session *s, const char *tag, const char *fmt, ...)
 {
 	session_sync(s, s->allow_expunge);
+	record_command(s, "OK");
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "%s OK ", tag);
 	va_list ap;
@@ -107,6 +164,8 @@ void session_store_error(struct session *s, const char *tag, const char *what)
 	enum store_error error = store_last_error(s->store, &detail);
 	struct log_line l;
 	bool server_fault = error == STORE_ERR_IO || error == STORE_ERR_VERSION || error == STORE_ERR_BUSY;
+	if (server_fault)
+		METRIC_INC(s->ctx->metrics->store_errors);
 	log_begin(&l, server_fault ? LOG_ERROR : LOG_DEBUG, "store_error");
 	log_str(&l, "session", s->id);
 	log_str(&l, "user", s->user);
@@ -224,6 +283,17 @@ static void arm_idle_timer(struct session *s)
 	ev_timer_start(s->ctx->loop, &s->idle_timer, (uint64_t)seconds * 1000);
 }
 
+static enum metrics_session_state metrics_state(enum session_state state)
+{
+	switch (state) {
+	case SESSION_NOT_AUTHENTICATED: return METRICS_STATE_NOT_AUTH;
+	case SESSION_AUTHENTICATED: return METRICS_STATE_AUTH;
+	case SESSION_SELECTED: return METRICS_STATE_SELECTED;
+	case SESSION_LOGOUT: return METRICS_STATE_COUNT;
+	}
+	return METRICS_STATE_COUNT;
+}
+
 void session_set_state(struct session *s, enum session_state state)
 {
 	if (s->state == state)
@@ -234,6 +304,11 @@ void session_set_state(struct session *s, enum session_state state)
 	log_str(&l, "from", state_names[s->state]);
 	log_str(&l, "to", state_names[state]);
 	log_end(&l);
+	enum metrics_session_state before = metrics_state(s->state), after = metrics_state(state);
+	if (before != METRICS_STATE_COUNT)
+		METRIC_DEC(s->ctx->metrics->sessions[before]);
+	if (after != METRICS_STATE_COUNT)
+		METRIC_INC(s->ctx->metrics->sessions[after]);
 	s->state = state;
 	apply_limits(s);
 	arm_idle_timer(s);
@@ -243,6 +318,9 @@ void session_logout(struct session *s, const char *reason)
 {
 	if (s->close_reason == NULL)
 		s->close_reason = xstrdup(reason);
+	enum metrics_session_state before = metrics_state(s->state);
+	if (before != METRICS_STATE_COUNT)
+		METRIC_DEC(s->ctx->metrics->sessions[before]);
 	s->state = SESSION_LOGOUT;
 	ev_timer_stop(s->ctx->loop, &s->idle_timer);
 	conn_pause_input(s->conn);
@@ -289,6 +367,8 @@ static void run_command(struct session *s, const struct imap_command *cmd)
 {
 	struct imap_command uid_cmd;
 	s->cmd_uid = false;
+	s->cmd_started_us = clock_us();
+	s->cmd_index = (int)session_command_count;	/* UNKNOWN until found */
 	if (strcmp(cmd->name, "UID") == 0) {
 		const struct command_def *inner = NULL;
 		if (cmd->arg_count > 0 && imap_arg_is_atom(&cmd->args[0]))
@@ -304,6 +384,8 @@ static void run_command(struct session *s, const struct imap_command *cmd)
 		s->cmd_uid = true;
 	}
 	const struct command_def *def = find_command(cmd->name);
+	if (def != NULL)
+		s->cmd_index = (int)(def - session_commands);
 	if (def == NULL) {
 		session_tagged(s, cmd->tag, "BAD", "Unknown command %s", cmd->name);
 		return;
@@ -368,6 +450,8 @@ static void session_process_input(struct session *s)
 			break;
 		}
 		case IMAP_PARSE_ERROR:
+			s->cmd_index = (int)session_command_count + 1;
+			s->cmd_started_us = clock_us();
 			session_tagged(s, imap_parser_error_tag(s->parser), "BAD", "%s",
 				       imap_parser_error(s->parser));
 			break;
@@ -419,6 +503,11 @@ static void on_tls_ready(void *ctx)
 	log_str(&l, "version", conn_tls_version(s->conn));
 	log_str(&l, "cipher", conn_tls_cipher(s->conn));
 	log_end(&l);
+	struct metrics_worker *m = s->ctx->metrics;
+	METRIC_INC(m->tls_handshakes[metrics_tls_version_index(conn_tls_version(s->conn))]
+				    [metrics_tls_cipher_index(conn_tls_cipher(s->conn))]);
+	if (s->greeted)
+		METRIC_INC(m->starttls_upgrades);
 	if (!s->greeted)
 		send_greeting(s);	/* implicit TLS: the greeting comes after the handshake */
 }
@@ -462,6 +551,12 @@ void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listene
 		return;
 	}
 	s->parser = imap_parser_new(&(struct imap_parser_limits){ 0 });
+	s->cmd_index = -1;
+	s->conn->metric_in = &ctx->metrics->bytes_in;
+	s->conn->metric_out = &ctx->metrics->bytes_out;
+	if (session_listener_index(s) < METRICS_MAX_LISTENERS)
+		METRIC_INC(ctx->metrics->connections_accepted[session_listener_index(s)]);
+	METRIC_INC(ctx->metrics->sessions[METRICS_STATE_NOT_AUTH]);
 	ev_timer_init(&s->idle_timer, idle_timeout_cb, s);
 	ev_timer_init(&s->delay_timer, NULL, s);
 	session_idle_init(s);
@@ -499,10 +594,25 @@ static void log_disconnect(struct session *s)
 	log_end(&l);
 }
 
+static void count_close(struct session *s)
+{
+	struct metrics_worker *m = s->ctx->metrics;
+	const char *reason = s->close_reason;
+	enum metrics_session_state state = metrics_state(s->state);
+	if (state != METRICS_STATE_COUNT)
+		METRIC_DEC(m->sessions[state]);
+	size_t index = session_listener_index(s);
+	if (index < METRICS_MAX_LISTENERS)
+		METRIC_INC(m->connections_closed[index][metrics_close_from(reason)]);
+	if (reason != NULL && strncmp(reason, "tls_failed", 10) == 0)
+		METRIC_INC(m->tls_failures[metrics_tls_failure_from(reason)]);
+}
+
 static void session_free(struct session *s)
 {
 	struct imapd_context *ctx = s->ctx;
 	log_disconnect(s);
+	count_close(s);
 	session_login_cancel(s);
 	ev_timer_stop(ctx->loop, &s->idle_timer);
 	ev_timer_stop(ctx->loop, &s->delay_timer);

@@ -70,6 +70,8 @@ struct session {
 	 * before it finishes. */
 	void (*on_close)(struct session *s);
 	void *cmd_state;		/* that command's state */
+	int cmd_index;			/* running command, for metrics; -1 when none */
+	uint64_t cmd_started_us;
 	bool idling;			/* in IDLE, waiting for DONE */
 	char *idle_tag;
 	struct ev_timer keepalive_timer;	/* "* OK Still here" while idling */
@@ -107,6 +109,8 @@ void session_logout(struct session *s, const char *reason);
 bool session_plaintext_auth_allowed(const struct session *s);
 bool session_starttls_available(const struct session *s);
 void session_set_state(struct session *s, enum session_state state);
+/* The listener's index among the boot listeners (metrics labels). */
+size_t session_listener_index(const struct session *s);
 /* A command finished asynchronously: take the next pipelined one. */
 void session_command_done(struct session *s);
 
