@@ -105,6 +105,7 @@ class Server:
 
     def start(self, expect_fail=False, timeout=20):
         self.log = open(self.log_path, "ab")
+        log_start = self.log.tell()
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir)
         _servers.append(self)
@@ -117,7 +118,7 @@ class Server:
         # The master logs "ready" after every listener is bound; probing
         # the ports instead would count as connections in the metrics.
         deadline = time.monotonic() + timeout
-        while "event=ready" not in self.read_log():
+        while "event=ready" not in self.read_log()[log_start:]:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
             if time.monotonic() > deadline:
