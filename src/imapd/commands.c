@@ -20,6 +20,7 @@ const struct command_def session_commands[] = {
 	{ "EXPUNGE", SEL | CMD_UID, cmd_expunge },
 	{ "FETCH", SEL | CMD_UID | CMD_NO_EXPUNGE, cmd_fetch },
 	{ "ID", CMD_ANY_STATE, cmd_id },
+	{ "IDLE", AUTH_OR_SEL, cmd_idle },
 	{ "LIST", AUTH_OR_SEL, cmd_list },
 	{ "LOGIN", CMD_NOT_AUTH, cmd_login },
 	{ "LOGOUT", CMD_ANY_STATE, cmd_logout },
