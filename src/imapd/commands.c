@@ -18,6 +18,7 @@ const struct command_def session_commands[] = {
 	{ "ENABLE", CMD_AUTH, cmd_enable },
 	{ "EXAMINE", AUTH_OR_SEL, cmd_examine },
 	{ "EXPUNGE", SEL | CMD_UID, cmd_expunge },
+	{ "FETCH", SEL | CMD_UID | CMD_NO_EXPUNGE, cmd_fetch },
 	{ "ID", CMD_ANY_STATE, cmd_id },
 	{ "IDLE", AUTH_OR_SEL, cmd_idle },
 	{ "LIST", AUTH_OR_SEL, cmd_list },

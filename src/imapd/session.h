@@ -160,6 +160,7 @@ void cmd_append(struct session *s, const struct imap_command *cmd);
 void cmd_store(struct session *s, const struct imap_command *cmd);
 void cmd_copy(struct session *s, const struct imap_command *cmd);
 void cmd_move(struct session *s, const struct imap_command *cmd);
+void cmd_fetch(struct session *s, const struct imap_command *cmd);
 void cmd_idle(struct session *s, const struct imap_command *cmd);
 void session_idle_wake(struct session *s);
 void session_idle_end(struct session *s, const char *line, size_t len);
