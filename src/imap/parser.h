@@ -64,10 +64,13 @@ enum imap_parse_result {
 	/* A bad command: imap_parser_error_tag() (or "*" when no tag could be
 	 * read) and imap_parser_error() give the tagged BAD to send. The parser
 	 * has skipped (or will skip) the rest of that command, including any
-	 * literals, and the connection goes on. */
+	 * literals, and the connection goes on. An oversized non-synchronizing
+	 * literal gives a text starting "[TOOBIG]"; an overlong line is
+	 * reported as soon as it oversteps max_line. */
 	IMAP_PARSE_ERROR,
-	/* Unrecoverable (e.g. an oversized non-synchronizing literal beyond
-	 * what can be skipped): send "* BYE" with imap_parser_error() and close. */
+	/* Unrecoverable: a non-synchronizing literal whose size overflows 64
+	 * bits can't be skipped. Send "* BYE" with imap_parser_error() and
+	 * close. */
 	IMAP_PARSE_FATAL,
 };
 

@@ -127,15 +127,3 @@ void cmd_enable(struct session *s, const struct imap_command *cmd)
 	session_untagged(s, "ENABLED");
 	session_tagged(s, cmd->tag, "OK", "ENABLE completed");
 }
-
-const struct command_def session_commands[] = {
-	{ "AUTHENTICATE", CMD_NOT_AUTH, cmd_authenticate },
-	{ "CAPABILITY", CMD_ANY_STATE, cmd_capability },
-	{ "ENABLE", CMD_AUTH, cmd_enable },
-	{ "ID", CMD_ANY_STATE, cmd_id },
-	{ "LOGIN", CMD_NOT_AUTH, cmd_login },
-	{ "LOGOUT", CMD_ANY_STATE, cmd_logout },
-	{ "NOOP", CMD_ANY_STATE, cmd_noop },
-	{ "STARTTLS", CMD_NOT_AUTH, cmd_starttls },
-};
-const size_t session_command_count = sizeof(session_commands) / sizeof(session_commands[0]);

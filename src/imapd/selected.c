@@ -181,9 +181,17 @@ void session_apply_flag_changes(struct session *s, const struct store_msg *chang
 		sel->msgs[index].flags = changed[i].flags;
 		sel->msgs[index].keywords = changed[i].keywords;
 		sel->msgs[index].modseq = changed[i].modseq;
-		/* RFC 9051 6.4.6: .SILENT still reports changes the client did
-		 * not ask for; ours are exactly what it asked for. */
-		if (!silent)
+	}
+	/* Others' changes and new keyword names (FLAGS) go first, so the
+	 * FETCH responses below only name flags the client has been told of;
+	 * our own changes are in the view already and are not sent twice. */
+	session_sync(s, s->allow_expunge);
+	if (silent)
+		return;
+	/* RFC 9051 6.4.6: .SILENT leaves out exactly what the client asked. */
+	for (size_t i = 0; i < count; i++) {
+		size_t index = selected_find_uid(sel, changed[i].uid);
+		if (index != SIZE_MAX)
 			send_flags_fetch(s, index, uid_command);
 	}
 }
@@ -332,4 +340,17 @@ void selected_free(struct selected **selp)
 	store_keywords_free(&sel->keywords);
 	free(sel);
 	*selp = NULL;
+}
+
+void uid_set_write(struct buf *out, const uint32_t *uids, size_t count)
+{
+	for (size_t i = 0; i < count;) {
+		size_t j = i;
+		while (j + 1 < count && uids[j + 1] == uids[j] + 1)
+			j++;
+		buf_printf(out, "%s%u", i ? "," : "", uids[i]);
+		if (j > i)
+			buf_printf(out, ":%u", uids[j]);
+		i = j + 1;
+	}
 }

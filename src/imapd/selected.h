@@ -70,6 +70,9 @@ void session_apply_flag_changes(struct session *s, const struct store_msg *chang
 /* Removes expunged UIDs from the view, sending "* N EXPUNGE" for each. */
 void session_apply_expunges(struct session *s, const uint32_t *uids, size_t count);
 
+/* Writes uids (in the order given) as a compact set: "4,7:9". */
+void uid_set_write(struct buf *out, const uint32_t *uids, size_t count);
+
 void selected_free(struct selected **sel);
 
 #endif

@@ -55,6 +55,9 @@ void session_capabilities(const struct session *s, struct buf *out)
 			buf_append_str(out, " LOGINDISABLED");
 	}
 	buf_append_str(out, " ID ENABLE LITERAL+");
+	if (s->state != SESSION_NOT_AUTHENTICATED)
+		buf_append_str(out, " UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
+			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
 }
 
 static void write_line(struct session *s, struct buf *line)
@@ -542,11 +545,13 @@ static void create_special_use_mailboxes(struct session *s)
 	size_t count = 0;
 	if (store_mailbox_list(s->store, &entries, &count) < 0)
 		return;
-	bool fresh = count == 1 && strcmp(entries[0].name, "INBOX") == 0 && !entries[0].subscribed;
+	/* A store holding only INBOX: a first login (or a user who deleted
+	 * every other mailbox, who gets the defaults back as with Dovecot's
+	 * auto = create). */
+	bool fresh = count == 1 && strcmp(entries[0].name, "INBOX") == 0;
 	store_mailbox_list_free(&entries, count);
 	if (!fresh)
 		return;
-	(void)store_subscribe(s->store, "INBOX");
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
 		if (store_mailbox_create(s->store, defaults[i].name, defaults[i].use) < 0 ||
 		    store_subscribe(s->store, defaults[i].name) < 0) {

@@ -598,6 +598,61 @@ static void test_arg_limit(void)
 	imap_parser_free(&p);
 }
 
+/* Random inputs built from grammar fragments: whatever the parser makes of
+ * them, it must make the same of them however they are split. */
+static void test_random_splits(void)
+{
+	static const char *const frags[] = {
+		"\r\nt X ", "\r\nt X ", "\r\nt IDLE\r\n", "{3}\r\n", "{2+}\r\n", "{0}\r\n", "~{1+}\r\n", "{9+}\r\n",
+		"\"", "\\", "(", ")", " ", "\r", "\n", "\r\n", "[", "]", "abc", "\\Seen", "<0.5>",
+		"{99999999999999999999}\r\n", "NIL", "\xc3\xa9", "%", "*", "+", "{", "}", "b",
+	};
+	const size_t nfrags = sizeof(frags) / sizeof(frags[0]);
+	uint64_t rng = 0x9e3779b97f4a7c15u;
+	char in[400];
+	int failures = 0;
+	for (int round = 0; round < 3000 && failures == 0; round++) {
+		size_t len = 4;
+		memcpy(in, "t X ", 4);
+		while (len < sizeof(in) - 32) {
+			rng = rng * 6364136223846793005u + 1442695040888963407u;
+			if ((rng >> 60) == 0)
+				break;
+			const char *f = frags[(rng >> 33) % nfrags];
+			memcpy(in + len, f, strlen(f));
+			len += strlen(f);
+		}
+		struct pcase c = { "random", in, len, NULL, 24, 8, 3, (rng >> 20) & 1 };
+		char *whole = run_split(&c, NULL, 0);
+		size_t cuts[8], ncuts = 0;
+		for (size_t i = 0; i < 8 && len > 0; i++) {
+			rng = rng * 6364136223846793005u + 1442695040888963407u;
+			size_t cut = (rng >> 33) % (len + 1);
+			size_t k = ncuts++;
+			while (k > 0 && cuts[k - 1] > cut) {
+				cuts[k] = cuts[k - 1];
+				k--;
+			}
+			cuts[k] = cut;
+		}
+		char *split = run_split(&c, cuts, ncuts);
+		size_t *all = malloc((len + 1) * sizeof(*all));
+		for (size_t i = 0; i < len; i++)
+			all[i] = i + 1;
+		char *bytes = run_split(&c, all, len > 0 ? len - 1 : 0);
+		if (strcmp(whole, split) != 0 || strcmp(whole, bytes) != 0) {
+			fprintf(stderr, "random input %d differs:\n%s----\n%s----\n%s----\n", round,
+				whole, split, bytes);
+			failures++;
+		}
+		free(all);
+		free(whole);
+		free(split);
+		free(bytes);
+	}
+	CHECK_INT(failures, 0);
+}
+
 int main(void)
 {
 	RUN(test_grammar);
@@ -608,5 +663,6 @@ int main(void)
 	RUN(test_line_mode);
 	RUN(test_api);
 	RUN(test_arg_limit);
+	RUN(test_random_splits);
 	return harness_finish();
 }
