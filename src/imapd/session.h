@@ -149,6 +149,7 @@ void cmd_append(struct session *s, const struct imap_command *cmd);
 void cmd_store(struct session *s, const struct imap_command *cmd);
 void cmd_copy(struct session *s, const struct imap_command *cmd);
 void cmd_move(struct session *s, const struct imap_command *cmd);
+void cmd_search(struct session *s, const struct imap_command *cmd);
 /* The AUTHENTICATE continuation line arrived. */
 void session_auth_continue(struct session *s, const char *line, size_t len);
 void session_login_cancel(struct session *s);
