@@ -331,8 +331,8 @@ static int parse_key(struct parse_ctx *ctx, struct cursor *cur, unsigned depth, 
 {
 	char text[48];
 	*key_r = NULL;
-	if (depth >= SEARCH_MAX_DEPTH)
-		return fail(ctx, "Search keys are nested too deeply (at most %d levels)", SEARCH_MAX_DEPTH);
+	if (depth >= LIMIT_SEARCH_DEPTH)
+		return fail(ctx, "Search keys are nested too deeply (at most %d levels)", LIMIT_SEARCH_DEPTH);
 	const struct imap_arg *arg = &cur->args[cur->pos++];
 	if (imap_arg_is_list(arg)) {
 		/* RFC 3501 9: "(" search-key *(SP search-key) ")": at least one. */

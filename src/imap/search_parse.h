@@ -1,7 +1,7 @@
 /* SEARCH command syntax (RFC 3501 6.4.4 and 9, RFC 9051 6.4.4 and 9):
  * the arguments of SEARCH / UID SEARCH, as the IMAP parser delivers them,
- * turned into a tree of search keys. Pure syntax: nothing here knows a
- * mailbox. Also the extensions that only add keys or result options:
+ * turned into a tree of search keys nested at most LIMIT_SEARCH_DEPTH
+ * deep. Pure syntax: nothing here knows a mailbox. Also the extensions that only add keys or result options:
  * RFC 4731 (ESEARCH: RETURN (MIN MAX ALL COUNT)), RFC 5032 (WITHIN:
  * OLDER, YOUNGER) and RFC 8514 (SAVEDATE: SAVEDBEFORE, SAVEDON,
  * SAVEDSINCE).
@@ -16,17 +16,13 @@
 #ifndef POSTERN_IMAP_SEARCH_PARSE_H
 #define POSTERN_IMAP_SEARCH_PARSE_H
 
+#include "core/limits.h"
 #include "imap/parser.h"
 #include "imap/seqset.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* Deepest nesting of NOT, OR and parentheses in one search program. The
- * IMAP parser caps list depth already; NOT NOT NOT ... needs no list, and
- * evaluation recurses over the tree, so this bounds the stack. */
-#define SEARCH_MAX_DEPTH 64
 
 enum search_key_type {
 	SEARCH_ALL,

@@ -307,13 +307,13 @@ static void test_depth_limit(void)
 {
 	struct buf in = BUF_INIT, got = BUF_INIT;
 	/* One below the limit parses; at the limit it is refused. */
-	for (int i = 0; i < SEARCH_MAX_DEPTH - 1; i++)
+	for (int i = 0; i < LIMIT_SEARCH_DEPTH - 1; i++)
 		buf_append_str(&in, "NOT ");
 	buf_append_str(&in, "SEEN");
 	parse_text(in.data, 0, &got);
 	CHECK(strncmp(got.data, "(AND (NOT", 9) == 0);
 	buf_clear(&in);
-	for (int i = 0; i < SEARCH_MAX_DEPTH; i++)
+	for (int i = 0; i < LIMIT_SEARCH_DEPTH; i++)
 		buf_append_str(&in, "NOT ");
 	buf_append_str(&in, "SEEN");
 	parse_text(in.data, 0, &got);
