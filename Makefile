@@ -58,6 +58,14 @@ build/asan/tests/%: build/asan/obj/tests/unit/%.o build/asan/libpostern.a
 
 unit: $(UNIT_BIN)
 
+# Benchmarks: built by `make bench`, run by hand (never by tests).
+BENCH_BIN := $(BENCH_SRC:bench/%.c=build/bench/%)
+build/bench/%: bench/%.c build/libpostern.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
+
+bench: $(BENCH_BIN)
+
 # Every test: C unit tests, protocol tests against a live server, interop
 # tests with real clients. Ends with the line "N passed, M failed".
 test: build/asan/postern $(UNIT_BIN)

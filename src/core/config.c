@@ -92,6 +92,7 @@ static const struct key_def key_defs[] = {
 	G("max_literal_size", VAL_SIZE64, max_literal_size, 1, 1LL << 40),
 	G("login_timeout", VAL_INT, login_timeout, 1, INT_MAX),
 	G("idle_timeout", VAL_INT, idle_timeout, 1, INT_MAX),
+	G("idle_keepalive_interval", VAL_INT, idle_keepalive_interval, 1, 86400),
 	G("auth_failure_delay", VAL_INT, auth_fail_delay_ms, 0, 600000),
 	G("auth_failure_delay_max", VAL_INT, auth_fail_delay_max_ms, 0, 600000),
 	G("auth_spray_threshold", VAL_INT, auth_spray_users, 1, 100000),
@@ -1067,6 +1068,7 @@ void config_init_defaults(struct config *cfg)
 	cfg->max_literal_size = LIMIT_LITERAL_DEFAULT;
 	cfg->login_timeout = LIMIT_LOGIN_TIMEOUT_S;
 	cfg->idle_timeout = LIMIT_AUTH_TIMEOUT_S;
+	cfg->idle_keepalive_interval = 120;
 	cfg->auth_fail_delay_ms = 2000;
 	cfg->auth_fail_delay_max_ms = 15000;
 	cfg->auth_spray_users = 5;

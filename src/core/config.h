@@ -61,6 +61,7 @@ struct config {
 	uint64_t max_literal_size;	/* `max_literal_size`, default 64 MiB */
 	int login_timeout;		/* `login_timeout` seconds, default 60 */
 	int idle_timeout;		/* `idle_timeout` seconds after login, default 1800 */
+	int idle_keepalive_interval;	/* `idle_keepalive_interval` seconds between "* OK Still here" in IDLE, default 120 */
 	int auth_fail_delay_ms;		/* `auth_failure_delay`, first penalty, default 2000 */
 	int auth_fail_delay_max_ms;	/* `auth_failure_delay_max`, default 15000 */
 	int auth_spray_users;		/* `auth_spray_threshold`: distinct users failed from one IP, default 5 */

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
+#include "imapd/notify.h"
 #include "net/ev.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@ struct worker {
 	int signal_fd;
 	struct ev_io signal_io;
 	struct ev_io pool_io;
+	struct ev_io inotify_io;
 	struct ev_timer drain_check;
 	uint64_t drain_deadline;
 	bool draining;
@@ -158,6 +160,12 @@ static void signal_cb(void *ctx, uint32_t events)
 	}
 }
 
+static void inotify_cb(void *ctx, uint32_t events)
+{
+	struct worker *w = ctx;
+	notify_dispatch(&w->imapd);
+}
+
 static void pool_cb(void *ctx, uint32_t events)
 {
 	struct worker *w = ctx;
@@ -198,6 +206,9 @@ static void worker_cleanup(struct worker *w)
 {
 	stop_listening(w);
 	imapd_close_all(&w->imapd);
+	if (w->imapd.inotify_fd >= 0)
+		ev_io_stop(w->loop, &w->inotify_io);
+	notify_deinit(&w->imapd);
 	free(w->listeners);
 	if (w->imapd.auth_pool != NULL) {
 		ev_io_stop(w->loop, &w->pool_io);
@@ -239,6 +250,7 @@ int worker_run(const struct worker_start *start)
 	w.imapd.tls = start->tls;
 	w.imapd.worker_index = start->index;
 	w.imapd.passwd = &w.passwd;
+	w.imapd.inotify_fd = -1;
 	struct throttle_settings ts = throttle_settings_from(w.cfg);
 	w.imapd.throttle = throttle_new(&ts);
 	ev_timer_init(&w.drain_check, drain_check_cb, &w);
@@ -260,6 +272,11 @@ int worker_run(const struct worker_start *start)
 	    worker_setup_listeners(&w, start) < 0) {
 		log_msg(LOG_ERROR, "worker_failed", "event loop setup: %s", strerror(errno));
 		goto out;
+	}
+	if (notify_init(&w.imapd) == 0) {
+		ev_io_init(&w.inotify_io, w.imapd.inotify_fd, inotify_cb, &w);
+		if (ev_io_set(w.loop, &w.inotify_io, EPOLLIN) < 0)
+			notify_deinit(&w.imapd);
 	}
 	log_msg(LOG_DEBUG, "worker_started", "worker %u", w.index);
 	status = ev_loop_run(w.loop) == 0 ? 0 : 1;

@@ -19,6 +19,7 @@ const struct command_def session_commands[] = {
 	{ "EXAMINE", AUTH_OR_SEL, cmd_examine },
 	{ "EXPUNGE", SEL | CMD_UID, cmd_expunge },
 	{ "ID", CMD_ANY_STATE, cmd_id },
+	{ "IDLE", AUTH_OR_SEL, cmd_idle },
 	{ "LIST", AUTH_OR_SEL, cmd_list },
 	{ "LOGIN", CMD_NOT_AUTH, cmd_login },
 	{ "LOGOUT", CMD_ANY_STATE, cmd_logout },

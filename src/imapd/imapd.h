@@ -16,6 +16,7 @@ struct passwd_file;
 struct throttle;
 struct auth_pool;
 struct session;
+struct notify_watch;
 
 struct imapd_context {
 	struct ev_loop *loop;
@@ -29,6 +30,8 @@ struct imapd_context {
 	struct session *sessions;	/* every live session, for shutdown */
 	unsigned session_count;
 	bool draining;			/* SIGTERM: no new commands start */
+	int inotify_fd;			/* change-file watches, -1 when unavailable */
+	struct notify_watch *watches;	/* one per watched user */
 };
 
 /* A new session for an accepted socket on listener l. Takes over fd. */

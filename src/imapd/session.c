@@ -4,6 +4,7 @@
 #include "core/xalloc.h"
 #include "imap/quote.h"
 #include "imap/utf7.h"
+#include "imapd/notify.h"
 #include "imapd/selected.h"
 #include "store/store.h"
 
@@ -56,7 +57,7 @@ void session_capabilities(const struct session *s, struct buf *out)
 	}
 	buf_append_str(out, " ID ENABLE LITERAL+");
 	if (s->state != SESSION_NOT_AUTHENTICATED)
-		buf_append_str(out, " UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
+		buf_append_str(out, " IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
 			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
 }
 
@@ -349,7 +350,10 @@ static void session_process_input(struct session *s)
 			size_t len;
 			const char *line = imap_parser_line(s->parser, &len);
 			arm_idle_timer(s);
-			session_auth_continue(s, line, len);
+			if (s->idling)
+				session_idle_end(s, line, len);
+			else
+				session_auth_continue(s, line, len);
 			break;
 		}
 		case IMAP_PARSE_ERROR:
@@ -449,6 +453,7 @@ void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listene
 	s->parser = imap_parser_new(&(struct imap_parser_limits){ 0 });
 	ev_timer_init(&s->idle_timer, idle_timeout_cb, s);
 	ev_timer_init(&s->delay_timer, NULL, s);
+	session_idle_init(s);
 	apply_limits(s);
 	arm_idle_timer(s);
 	s->next = ctx->sessions;
@@ -497,6 +502,7 @@ static void session_free(struct session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	ctx->session_count--;
+	session_idle_deinit(s);
 	if (s->on_close != NULL)
 		s->on_close(s);
 	selected_free(&s->selected);

@@ -68,6 +68,11 @@ struct session {
 	 * before it finishes. */
 	void (*on_close)(struct session *s);
 	void *cmd_state;		/* that command's state */
+	bool idling;			/* in IDLE, waiting for DONE */
+	char *idle_tag;
+	struct ev_timer keepalive_timer;	/* "* OK Still here" while idling */
+	struct ev_timer poll_timer;	/* IDLE without inotify */
+	int watch_wd;			/* inotify watch of the change file, or -1 */
 	struct session *prev, *next;	/* in ctx->sessions */
 	struct conn *conn;
 	const struct config_listener *listener;
@@ -149,6 +154,11 @@ void cmd_append(struct session *s, const struct imap_command *cmd);
 void cmd_store(struct session *s, const struct imap_command *cmd);
 void cmd_copy(struct session *s, const struct imap_command *cmd);
 void cmd_move(struct session *s, const struct imap_command *cmd);
+void cmd_idle(struct session *s, const struct imap_command *cmd);
+void session_idle_wake(struct session *s);
+void session_idle_end(struct session *s, const char *line, size_t len);
+void session_idle_init(struct session *s);
+void session_idle_deinit(struct session *s);
 void cmd_search(struct session *s, const struct imap_command *cmd);
 /* The AUTHENTICATE continuation line arrived. */
 void session_auth_continue(struct session *s, const char *line, size_t len);

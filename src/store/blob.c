@@ -150,7 +150,7 @@ int blob_writer_write(struct blob_writer *w, const void *data, size_t len, const
 	return 0;
 }
 
-int blob_writer_finish(struct blob_writer *w, const char **what_r)
+int blob_writer_finish(struct blob_writer *w, bool sync, const char **what_r)
 {
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
@@ -159,7 +159,7 @@ int blob_writer_finish(struct blob_writer *w, const char **what_r)
 	if (w->finished)
 		return 0;
 	/* fdatasync covers the file size too, which is all rename needs. */
-	if (fdatasync(w->fd) < 0)
+	if (sync && fdatasync(w->fd) < 0)
 		return fail(what_r, "fdatasync blob temp file");
 	int rc = close(w->fd);
 	w->fd = -1;
@@ -252,6 +252,22 @@ void blob_writer_free(struct blob_writer **wp)
 	EVP_MD_CTX_free(w->md);
 	free(w->root);
 	free(w);
+}
+
+int blob_fs_sync(const char *root, const char **what_r)
+{
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(what_r, "open blobs");
+	if (syncfs(fd) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return fail(what_r, "syncfs blobs");
+	}
+	if (close(fd) < 0)
+		return fail(what_r, "close blobs");
+	return 0;
 }
 
 int blob_dir_sync(const char *root, unsigned dir_index, const char **what_r)

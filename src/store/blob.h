@@ -26,8 +26,10 @@ int blob_root_init(const char *root, const char **what_r);
 /* Starts a body in ROOT/tmp/. */
 int blob_writer_begin(const char *root, struct blob_writer **w_r, const char **what_r);
 int blob_writer_write(struct blob_writer *w, const void *data, size_t len, const char **what_r);
-/* fdatasyncs and closes the temp file and computes the hash. */
-int blob_writer_finish(struct blob_writer *w, const char **what_r);
+/* Closes the temp file and computes the hash; with sync, fdatasyncs it
+ * first. Without, the caller must make the data durable otherwise
+ * (blob_fs_sync) before relying on it. */
+int blob_writer_finish(struct blob_writer *w, bool sync, const char **what_r);
 bool blob_writer_finished(const struct blob_writer *w);
 /* True once placed: the temp file is gone (renamed or dropped). */
 bool blob_writer_placed(const struct blob_writer *w);
@@ -43,6 +45,10 @@ int blob_writer_discard(struct blob_writer *w, const char **what_r);
 /* Removes an unplaced temp file and frees; accepts NULL. */
 void blob_writer_free(struct blob_writer **w);
 
+/* syncfs(2) on ROOT's filesystem: every written file and rename there is
+ * durable afterwards. One device flush for a whole batch, where per-file
+ * fsyncs would cost one each. */
+int blob_fs_sync(const char *root, const char **what_r);
 /* fsyncs ROOT/xx for the directory index given by blob_writer_place. */
 int blob_dir_sync(const char *root, unsigned dir_index, const char **what_r);
 

@@ -33,16 +33,22 @@
  * Durability
  * A 0 return from store_append, store_copy, store_flags_update,
  * store_expunge (and every mailbox operation) means the change is committed
- * to disk: the body file is fsynced, renamed into place and its directory
- * fsynced before the metadata transaction commits, and SQLite runs in WAL mode
- * with synchronous=FULL, so each commit fsyncs the WAL (NORMAL would only
- * sync at checkpoints and a power loss could forget an acknowledged
- * message).
+ * to disk: the body file is made durable (fdatasync), renamed into place and
+ * its directory fsynced before the metadata transaction commits, and SQLite
+ * runs in WAL mode with synchronous=FULL, so each commit fsyncs the WAL
+ * (NORMAL would only sync at checkpoints, and a power loss could forget an
+ * acknowledged message). A body file whose commit never happened (crash,
+ * error) is an orphan: harmless, removed by store_collect_orphans.
  *
  * Group commit
  * - Within one process, the caller batches: store_append takes several
  *   messages (MULTIAPPEND, or several LMTP deliveries to one user) and commits
- *   them with one WAL fsync and one fsync per touched blob directory.
+ *   them with one WAL fsync and one syncfs(2) of the blob filesystem, which
+ *   makes every body and rename durable with one device flush instead of two
+ *   per message (bench: ~450 single appends/s vs ~6,500/s in batches of 500
+ *   on the development VM). The cost: syncfs also writes back whatever
+ *   else is dirty on that filesystem, so keep mail data on its own
+ *   filesystem. A single message uses fdatasync + directory fsync instead.
  *   store_batch_begin/commit group any sequence of write calls (for example
  *   the pending writes of several sessions of one user in one loop turn) into
  *   one transaction; each call inside runs in a savepoint, so one failing
@@ -88,6 +94,7 @@ enum store_error {
 	STORE_ERR_QUOTA,	/* the user's quota would be exceeded */
 	STORE_ERR_BUSY,		/* another process held the write lock too long */
 	STORE_ERR_IO,		/* disk or database failure; details in the text */
+	/* ENOSPC/EDQUOT from the filesystem are reported as STORE_ERR_QUOTA. */
 	STORE_ERR_VERSION,	/* index.db written by a newer postern */
 };
 

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sqlite3.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
@@ -183,6 +184,31 @@ static void test_open_creates_inbox(void)
 		store_mailbox_list_free(&e, n);
 		store_close(&st);
 	}
+	dir_cleanup();
+}
+
+static void test_schema_version(void)
+{
+	char path[512];
+	sqlite3 *db;
+	struct store *st;
+	enum store_error err;
+	char *text = NULL;
+
+	dir_setup();
+	st = open_user("alice");
+	if (st == NULL)
+		return;
+	store_close(&st);
+	/* A database from a newer postern is refused, not damaged. */
+	snprintf(path, sizeof(path), "%s/users/alice/index.db", data_dir);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK(store_open(data_dir, "alice", &st, &err, &text) == -1);
+	CHECK_INT(err, STORE_ERR_VERSION);
+	CHECK(text != NULL && strstr(text, "99") != NULL);
+	free(text);
 	dir_cleanup();
 }
 
@@ -1159,19 +1185,19 @@ static void test_two_handles(void)
 
 #define FORK_APPENDS 40
 
-static int child_appends(void)
+static int child_appends_n(const char *user, int count)
 {
 	struct store *st = NULL;
 	enum store_error err;
-	if (store_open(data_dir, "alice", &st, &err, NULL) < 0)
+	if (store_open(data_dir, user, &st, &err, NULL) < 0)
 		return 1;
 	struct store_status s;
 	if (store_mailbox_status(st, "INBOX", UINT32_MAX, &s) < 0)
 		return 2;
-	for (int i = 0; i < FORK_APPENDS; i++) {
+	for (int i = 0; i < count; i++) {
 		char text[64];
 		uint32_t uv, uid;
-		snprintf(text, sizeof(text), "child message %d", i);
+		snprintf(text, sizeof(text), "child %d message %d", (int)getpid(), i);
 		struct store_append_msg m = { .data = text, .size = strlen(text) };
 		if (store_append(st, s.mailbox_id, &m, 1, &uv, &uid) < 0)
 			return 3;
@@ -1193,7 +1219,7 @@ static void test_fork_concurrent(void)
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0)
-		_exit(child_appends());
+		_exit(child_appends_n("alice", FORK_APPENDS));
 	int failures = 0;
 	for (int i = 0; i < FORK_APPENDS; i++) {
 		char text[64];
@@ -1216,6 +1242,43 @@ static void test_fork_concurrent(void)
 	CHECK_INT(v.uidnext, 2 * FORK_APPENDS + 1);
 	store_view_free(&v);
 	CHECK_INT(count_blob_files(), 2 * FORK_APPENDS);
+	store_close(&st);
+	dir_cleanup();
+}
+
+/* Several processes opening a user's store for the first time at once:
+ * one creates the schema and INBOX, the others wait for it. */
+static void test_fork_first_open_race(void)
+{
+	enum { CHILDREN = 4, EACH = 10 };
+	pid_t pids[CHILDREN];
+	struct store_view v;
+
+	dir_setup();
+	fflush(NULL);
+	for (int c = 0; c < CHILDREN; c++) {
+		pids[c] = fork();
+		CHECK(pids[c] >= 0);
+		if (pids[c] == 0)
+			_exit(child_appends_n("race", EACH));
+	}
+	for (int c = 0; c < CHILDREN; c++) {
+		int status = 0;
+		CHECK(waitpid(pids[c], &status, 0) == pids[c]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	struct store *st = open_user("race");
+	if (st == NULL)
+		return;
+	struct store_mailbox_entry *e;
+	size_t n;
+	OK(st, store_mailbox_list(st, &e, &n));
+	CHECK_INT(n, 1);
+	store_mailbox_list_free(&e, n);
+	OK(st, store_view_load(st, mailbox_id(st, "INBOX"), &v));
+	CHECK_INT(v.count, CHILDREN * EACH);
+	CHECK_INT(v.uidnext, CHILDREN * EACH + 1);
+	store_view_free(&v);
 	store_close(&st);
 	dir_cleanup();
 }
@@ -1535,6 +1598,7 @@ int main(void)
 {
 	RUN(test_open_invalid_user);
 	RUN(test_open_creates_inbox);
+	RUN(test_schema_version);
 	RUN(test_invalid_names);
 	RUN(test_create_delete);
 	RUN(test_uidvalidity_unique);
@@ -1553,6 +1617,7 @@ int main(void)
 	RUN(test_orphans);
 	RUN(test_two_handles);
 	RUN(test_fork_concurrent);
+	RUN(test_fork_first_open_race);
 	RUN(test_changes_since);
 	RUN(test_expunge_log_bound);
 	RUN(test_streaming_large);

@@ -10,7 +10,7 @@
 
 /* Prepared statements are cached by the address of their SQL text (each is
  * a string literal at one call site). */
-#define STORE_STMT_CACHE 96
+#define STORE_STMT_CACHE 128
 
 struct store_stmt_slot {
 	const char *sql;
@@ -28,6 +28,8 @@ struct store {
 	bool tx_changed;		/* bump the change counter at commit */
 	bool tx_purge;			/* bodies may have lost their last reference */
 	uint8_t tx_dirs[32];		/* blob directories to fsync before COMMIT */
+	unsigned tx_dir_count;		/* bits set in tx_dirs */
+	bool tx_syncfs;			/* unsynced bodies placed: syncfs before COMMIT */
 
 	uint32_t expunge_log_limit;
 	uint64_t quota_bytes, quota_messages;
@@ -88,6 +90,8 @@ void store_tx_rollback(struct store *st);
 int store_read_begin(struct store *st, bool *began_r);
 void store_read_end(struct store *st, bool began);
 void store_tx_mark_dir(struct store *st, unsigned dir_index);
+/* Above this many blob directories to fsync, one syncfs is cheaper. */
+#define STORE_SYNCFS_DIRS 4
 
 int store_random_u64(struct store *st, uint64_t *value_r);
 /* Next UIDVALIDITY: max(now, last + 1), unique for the user. In a tx. */

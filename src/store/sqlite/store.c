@@ -374,6 +374,8 @@ int store_tx_begin(struct store *st)
 		st->tx_changed = false;
 		st->tx_purge = false;
 		memset(st->tx_dirs, 0, sizeof(st->tx_dirs));
+		st->tx_dir_count = 0;
+		st->tx_syncfs = false;
 	} else if (exec_plain(st, "SAVEPOINT store_op") < 0) {
 		return -1;
 	}
@@ -404,7 +406,11 @@ void store_tx_rollback(struct store *st)
 
 void store_tx_mark_dir(struct store *st, unsigned dir_index)
 {
-	st->tx_dirs[(dir_index & 0xff) / 8] |= (uint8_t)(1u << (dir_index % 8));
+	uint8_t bit = (uint8_t)(1u << (dir_index % 8));
+	uint8_t *byte = &st->tx_dirs[(dir_index & 0xff) / 8];
+	if ((*byte & bit) == 0)
+		st->tx_dir_count++;
+	*byte |= bit;
 }
 
 static void purge_unreferenced(struct store *st);
@@ -423,14 +429,24 @@ int store_tx_commit(struct store *st)
 		st->tx_depth--;
 		return 0;
 	}
-	/* Renamed body files must be durable before the rows naming them. */
-	for (unsigned i = 0; i < 256; i++) {
-		if ((st->tx_dirs[i / 8] & (1u << (i % 8))) == 0)
-			continue;
-		if (blob_dir_sync(st->blob_root, i, &what) < 0) {
+	/* Body files and their renames must be durable before the rows
+	 * naming them. A few directories: fsync each. Many, or bodies
+	 * written without fsync (batched appends): one syncfs. */
+	if (st->tx_syncfs || st->tx_dir_count > STORE_SYNCFS_DIRS) {
+		if (blob_fs_sync(st->blob_root, &what) < 0) {
 			store_errno_fail(st, what);
 			store_tx_rollback(st);
 			return -1;
+		}
+	} else {
+		for (unsigned i = 0; i < 256 && st->tx_dir_count > 0; i++) {
+			if ((st->tx_dirs[i / 8] & (1u << (i % 8))) == 0)
+				continue;
+			if (blob_dir_sync(st->blob_root, i, &what) < 0) {
+				store_errno_fail(st, what);
+				store_tx_rollback(st);
+				return -1;
+			}
 		}
 	}
 	if (st->tx_changed &&
@@ -611,12 +627,31 @@ static bool user_name_valid(const char *user)
 	return true;
 }
 
-static int make_dir(struct store *st, const char *path)
+static int make_dir(struct store *st, const char *path, bool *created_r)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	*created_r = false;
+	if (mkdir(path, 0700) == 0) {
+		*created_r = true;
+		return 0;
+	}
+	if (errno != EEXIST) {
 		int saved = errno;
 		return store_fail(st, STORE_ERR_IO, "mkdir %s: %s", path, strerror(saved));
 	}
+	return 0;
+}
+
+static int sync_dir(struct store *st, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0) {
+		int saved = errno;
+		if (fd >= 0)
+			close(fd);
+		return store_fail(st, STORE_ERR_IO, "fsync %s: %s", path, strerror(saved));
+	}
+	if (close(fd) < 0)
+		return store_errno_fail(st, "close directory");
 	return 0;
 }
 
@@ -738,15 +773,20 @@ int store_open(const char *data_dir, const char *user, struct store **st_r,
 		store_fail(st, STORE_ERR_INVALID_NAME, "invalid user name");
 		goto fail;
 	}
+	bool created;
 	char *users = xasprintf("%s/users", data_dir);
-	int rc = make_dir(st, users);
-	free(users);
-	if (rc < 0)
-		goto fail;
+	int rc = make_dir(st, users, &created);
+	if (rc == 0 && created)
+		rc = sync_dir(st, data_dir);
 	st->dir = xasprintf("%s/users/%s", data_dir, user);
 	st->blob_root = xasprintf("%s/blobs", st->dir);
 	st->change_path = xasprintf("%s/changes", st->dir);
-	if (make_dir(st, st->dir) < 0)
+	if (rc == 0)
+		rc = make_dir(st, st->dir, &created);
+	if (rc == 0 && created)
+		rc = sync_dir(st, users);
+	free(users);
+	if (rc < 0)
 		goto fail;
 	const char *what;
 	if (blob_root_init(st->blob_root, &what) < 0) {
@@ -758,7 +798,10 @@ int store_open(const char *data_dir, const char *user, struct store **st_r,
 		store_errno_fail(st, "open changes file");
 		goto fail;
 	}
-	if (open_db(st) < 0)
+	/* SQLite fsyncs its files but not the directory entry of a WAL file
+	 * it creates on first use (this open); blobs/, blobs/tmp and changes
+	 * may be new too. One fsync of the user directory covers them. */
+	if (open_db(st) < 0 || sync_dir(st, st->dir) < 0 || sync_dir(st, st->blob_root) < 0)
 		goto fail;
 	*st_r = st;
 	*error_r = STORE_ERR_NONE;
@@ -870,7 +913,7 @@ int store_blob_write(struct store *st, struct store_blob *blob, const void *data
 int store_blob_finish(struct store *st, struct store_blob *blob)
 {
 	const char *what;
-	if (blob_writer_finish(blob->writer, &what) < 0)
+	if (blob_writer_finish(blob->writer, true, &what) < 0)
 		return store_errno_fail(st, what);
 	return 0;
 }
