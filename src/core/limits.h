@@ -11,6 +11,9 @@
 #define LIMIT_TAG_LEN 128
 /* Deepest nesting of parenthesised lists in one command. */
 #define LIMIT_LIST_DEPTH 32
+/* Deepest nesting of NOT, OR and parentheses in one SEARCH: evaluation
+ * recurses over the key tree, and NOT NOT NOT ... needs no list. */
+#define LIMIT_SEARCH_DEPTH 64
 /* Most arguments (atoms, strings, lists counted together) in one command. */
 #define LIMIT_ARGS 100000
 /* Literals in one command; APPEND of many messages stays well below. */

@@ -29,6 +29,7 @@ const struct command_def session_commands[] = {
 	{ "NAMESPACE", AUTH_OR_SEL, cmd_namespace },
 	{ "NOOP", CMD_ANY_STATE, cmd_noop },
 	{ "RENAME", AUTH_OR_SEL, cmd_rename },
+	{ "SEARCH", SEL | CMD_UID | CMD_NO_EXPUNGE, cmd_search },
 	{ "SELECT", AUTH_OR_SEL, cmd_select },
 	{ "STARTTLS", CMD_NOT_AUTH, cmd_starttls },
 	{ "STATUS", AUTH_OR_SEL, cmd_status },

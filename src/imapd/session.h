@@ -166,6 +166,7 @@ void session_idle_wake(struct session *s);
 void session_idle_end(struct session *s, const char *line, size_t len);
 void session_idle_init(struct session *s);
 void session_idle_deinit(struct session *s);
+void cmd_search(struct session *s, const struct imap_command *cmd);
 /* The AUTHENTICATE continuation line arrived. */
 void session_auth_continue(struct session *s, const char *line, size_t len);
 void session_login_cancel(struct session *s);
