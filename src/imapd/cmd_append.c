@@ -65,7 +65,7 @@ static int parse_date_time(const char *text, int64_t *time_r)
 }
 
 /* Reads one [flags] [date-time] literal group starting at args[*i]. */
-static int parse_item(const struct imap_command *cmd, size_t *i, struct append_item *item,
+static int parse_item(const struct imap_command *cmd, size_t *i, bool utf8, struct append_item *item,
 		      const char **error_r)
 {
 	*item = (struct append_item){ 0 };
@@ -81,6 +81,14 @@ static int parse_item(const struct imap_command *cmd, size_t *i, struct append_i
 			return -1;
 		}
 		(*i)++;
+	}
+	/* RFC 6855 4: UTF8 (~{n}) carries a message with UTF-8 headers. */
+	if (utf8 && *i + 1 < cmd->arg_count && imap_arg_is_atom(&cmd->args[*i]) &&
+	    strcasecmp(cmd->args[*i].str, "UTF8") == 0 && imap_arg_is_list(&cmd->args[*i + 1]) &&
+	    cmd->args[*i + 1].list_count == 1 && cmd->args[*i + 1].list[0].type == IMAP_ARG_LITERAL) {
+		item->literal = &cmd->args[*i + 1].list[0];
+		*i += 2;
+		return 0;
 	}
 	if (*i >= cmd->arg_count || cmd->args[*i].type != IMAP_ARG_LITERAL) {
 		*error_r = "APPEND needs the message as a literal";
@@ -160,7 +168,7 @@ void cmd_append(struct session *s, const struct imap_command *cmd)
 	size_t count = 0, streamed = 0;
 	for (size_t i = 1; i < cmd->arg_count;) {
 		items = xrealloc(items, (count + 1) * sizeof(*items));
-		if (parse_item(cmd, &i, &items[count], &error) < 0) {
+		if (parse_item(cmd, &i, s->utf8, &items[count], &error) < 0) {
 			flag_list_free(&items[count].flags);
 			free_items(items, count);
 			session_tagged(s, cmd->tag, "BAD", "%s", error);

@@ -57,7 +57,7 @@ void session_capabilities(const struct session *s, struct buf *out)
 	}
 	buf_append_str(out, " ID ENABLE LITERAL+");
 	if (s->state != SESSION_NOT_AUTHENTICATED)
-		buf_append_str(out, " IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
+		buf_append_str(out, " IDLE UTF8=ACCEPT UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
 			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
 }
 
@@ -156,6 +156,10 @@ int session_mailbox_from_wire(const struct session *s, const struct imap_arg *ar
 	}
 	buf_clear(utf8_r);
 	if (s->utf8) {
+		if (!imap_utf8_is_valid(arg->str, arg->len)) {
+			*error_r = "Mailbox name is not valid UTF-8";
+			return -1;
+		}
 		buf_append(utf8_r, arg->str, arg->len);
 		return 0;
 	}
@@ -251,6 +255,13 @@ void session_logout(struct session *s, const char *reason)
 static void idle_timeout_cb(void *ctx)
 {
 	struct session *s = ctx;
+	if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
+		/* Nothing can be said before TLS is up: just hang up. */
+		if (s->close_reason == NULL)
+			s->close_reason = xstrdup("tls_failed: handshake timeout");
+		session_free(s);
+		return;
+	}
 	session_untagged(s, "BYE Autologout; idle for too long");
 	session_logout(s, "timeout");
 }
@@ -611,9 +622,17 @@ static void session_free(struct session *s)
 void imapd_shutdown_all(struct imapd_context *ctx, const char *reason)
 {
 	ctx->draining = true;
-	for (struct session *s = ctx->sessions; s != NULL; s = s->next) {
+	struct session *next;
+	for (struct session *s = ctx->sessions; s != NULL; s = next) {
+		next = s->next;
 		if (s->state == SESSION_LOGOUT)
 			continue;
+		if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
+			if (s->close_reason == NULL)
+				s->close_reason = xstrdup("shutdown");
+			session_free(s);
+			continue;
+		}
 		session_untagged(s, "BYE %s", reason);
 		session_logout(s, "shutdown");
 	}

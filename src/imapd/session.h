@@ -60,6 +60,8 @@ struct session {
 	bool syncing;			/* inside session_sync: don't recurse */
 	uint64_t change_counter;	/* store_change_counter() last synced */
 	bool utf8;			/* UTF8=ACCEPT or IMAP4rev2 enabled: names in UTF-8 */
+	bool condstore;			/* CONDSTORE enabled (RFC 7162 3.1) */
+	bool qresync;			/* QRESYNC enabled: VANISHED instead of EXPUNGE */
 	bool rev2;			/* IMAP4rev2 enabled: no \Recent, ESEARCH answers */
 	/* Set by a command that streams output (FETCH of big bodies): called
 	 * when the output queue has drained, to write the next piece. */
