@@ -7,6 +7,10 @@
 #define LIMIT_LINE_DEFAULT (64 * 1024)
 /* Largest literal, and APPENDLIMIT; config `max_literal_size`. */
 #define LIMIT_LITERAL_DEFAULT (64u * 1024 * 1024)
+/* After login, APPEND literals above this size go to a file as they arrive
+ * (a store blob) instead of into the command's memory; smaller ones are
+ * cheaper kept in memory. */
+#define LIMIT_STREAM_THRESHOLD (256u * 1024)
 /* Longest tag a client may use. */
 #define LIMIT_TAG_LEN 128
 /* Deepest nesting of parenthesised lists in one command. */

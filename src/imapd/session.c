@@ -270,9 +270,12 @@ static void apply_limits(struct session *s)
 		.max_literal = cfg->max_literal_size,
 		.max_depth = LIMIT_LIST_DEPTH,
 	};
-	/* Before login nothing needs a big literal: a user name and a password. */
+	/* Before login nothing needs a big literal: a user name and a password.
+	 * After it, big APPEND literals are streamed to disk (handle_literal). */
 	if (s->state == SESSION_NOT_AUTHENTICATED)
 		limits.max_literal = LIMIT_PASSWORD_LEN * 2;
+	else
+		limits.stream_threshold = LIMIT_STREAM_THRESHOLD;
 	imap_parser_set_limits(s->parser, &limits);
 }
 
@@ -403,21 +406,104 @@ static void run_command(struct session *s, const struct imap_command *cmd)
 	def->handler(s, cmd);
 }
 
+/* Drops the blobs of the command being read (it ended, failed, or the
+ * session goes): their temp files are removed. */
+static void stream_clear(struct session *s)
+{
+	for (size_t i = 0; i < s->stream_blob_count; i++)
+		store_blob_free(&s->stream_blobs[i]);
+	s->stream_blob_count = 0;
+	s->stream_failed = false;
+}
+
+static void stream_write_failed(struct session *s)
+{
+	const char *detail = NULL;
+	store_last_error(s->store, &detail);
+	struct log_line l;
+	log_begin(&l, LOG_DEBUG, "append_stream_failed");
+	log_str(&l, "session", s->id);
+	log_str(&l, "detail", detail);
+	log_end(&l);
+	s->stream_failed = true;
+}
+
+/* The parser's sink for a streamed APPEND literal: bytes go to the newest
+ * blob as they arrive. After a failure the rest of the literal is read and
+ * dropped; the APPEND then fails as a whole. */
+static void stream_sink(void *ctx, const char *data, size_t len)
+{
+	struct session *s = ctx;
+	if (s->stream_failed)
+		return;
+	struct store_blob *blob = s->stream_blobs[s->stream_blob_count - 1];
+	if (store_blob_write(s->store, blob, data, len) < 0)
+		stream_write_failed(s);
+}
+
+/* Only APPEND streams: it is the one command whose big literal is a
+ * message to store, and cmd_append knows streamed arguments. Other
+ * commands keep their (rare) big literals in memory, up to the limit. */
+static bool stream_wanted(const struct session *s, uint64_t size)
+{
+	return s->store != NULL && size > LIMIT_STREAM_THRESHOLD &&
+	       strcmp(imap_parser_partial_name(s->parser), "APPEND") == 0;
+}
+
+/* Starts a blob for the announced literal and streams it there. Returns
+ * false when no blob could be begun: the caller rejects the literal. */
+static bool stream_begin(struct session *s)
+{
+	struct store_blob *blob = NULL;
+	if (!s->stream_failed) {
+		if (store_blob_begin(s->store, &blob) < 0)
+			return false;
+		if (s->stream_blob_count == s->stream_blob_cap) {
+			s->stream_blob_cap = s->stream_blob_cap ? s->stream_blob_cap * 2 : 4;
+			s->stream_blobs = xrealloc(s->stream_blobs,
+						   s->stream_blob_cap * sizeof(*s->stream_blobs));
+		}
+		s->stream_blobs[s->stream_blob_count++] = blob;
+	}
+	/* After an earlier write failure the sink drops this one too. */
+	imap_parser_literal_stream(s->parser, stream_sink, s);
+	return true;
+}
+
+/* IMAP_PARSE_LITERAL: a synchronizing literal, or a big non-synchronizing
+ * one whose data is already on its way. */
 static void handle_literal(struct session *s)
 {
 	uint64_t size = imap_parser_literal_size(s->parser);
 	const char *tag = imap_parser_partial_tag(s->parser);
+	bool sync = imap_parser_literal_is_sync(s->parser);
 	uint64_t limit = s->state == SESSION_NOT_AUTHENTICATED ? LIMIT_PASSWORD_LEN * 2
 							      : s->ctx->cfg->max_literal_size;
-	if (size > limit) {
+	/* Only a synchronizing literal gets here too large: the parser
+	 * reports an oversized {n+} as an error itself. */
+	if (imap_parser_literal_too_large(s->parser)) {
 		imap_parser_literal_reject(s->parser);
+		stream_clear(s);
 		/* RFC 7888 4 / RFC 7889: TOOBIG, and the client sends no literal. */
 		session_tagged(s, tag[0] ? tag : "*", "BAD", "[TOOBIG] Literal of %llu bytes is too large (limit %llu)",
 			       (unsigned long long)size, (unsigned long long)limit);
 		return;
 	}
-	imap_parser_literal_accept(s->parser);
-	conn_write_str(s->conn, "+ Ready for literal data\r\n");
+	if (!stream_wanted(s, size)) {
+		imap_parser_literal_accept(s->parser);
+	} else if (!stream_begin(s)) {
+		/* No temp file (disk full, permissions): refuse now rather
+		 * than read the message for nothing. A {n+} is skipped with
+		 * the rest of the command; a {n} is never sent. */
+		char *saved_tag = xstrdup(tag[0] ? tag : "*");
+		imap_parser_literal_reject(s->parser);
+		session_store_error(s, saved_tag, "APPEND");
+		stream_clear(s);
+		free(saved_tag);
+		return;
+	}
+	if (sync)
+		conn_write_str(s->conn, "+ Ready for literal data\r\n");
 }
 
 /* Parses and runs pipelined commands until the input is used up or a
@@ -435,6 +521,7 @@ static void session_process_input(struct session *s)
 		case IMAP_PARSE_COMMAND:
 			arm_idle_timer(s);
 			run_command(s, imap_parser_command(s->parser));
+			stream_clear(s);
 			break;
 		case IMAP_PARSE_LITERAL:
 			handle_literal(s);
@@ -452,10 +539,12 @@ static void session_process_input(struct session *s)
 		case IMAP_PARSE_ERROR:
 			s->cmd_index = (int)session_command_count + 1;
 			s->cmd_started_us = clock_us();
+			stream_clear(s);
 			session_tagged(s, imap_parser_error_tag(s->parser), "BAD", "%s",
 				       imap_parser_error(s->parser));
 			break;
 		case IMAP_PARSE_FATAL:
+			stream_clear(s);
 			session_untagged(s, "BYE %s", imap_parser_error(s->parser));
 			session_logout(s, "protocol_error");
 			return;
@@ -627,6 +716,10 @@ static void session_free(struct session *s)
 	if (s->on_close != NULL)
 		s->on_close(s);
 	selected_free(&s->selected);
+	/* A connection lost in the middle of a streamed APPEND: its temp
+	 * files go now, before the store handle. */
+	stream_clear(s);
+	free(s->stream_blobs);
 	store_close(&s->store);
 	conn_free(&s->conn);
 	imap_parser_free(&s->parser);

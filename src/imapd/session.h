@@ -83,6 +83,15 @@ struct session {
 	enum session_state state;
 	char id[24];			/* for logs: worker and counter */
 	struct imap_parser *parser;
+	/* APPEND literals streamed to store blobs while the command is read,
+	 * in the order of the command's streamed arguments. cmd_append uses
+	 * them; the session frees them when the command ends, fails or the
+	 * session goes. */
+	struct store_blob **stream_blobs;
+	size_t stream_blob_count, stream_blob_cap;
+	/* Writing one failed: the rest is drained, and the APPEND answers with
+	 * store_last_error() (no other store call happens in between). */
+	bool stream_failed;
 	struct ev_timer idle_timer;	/* autologout */
 	struct ev_timer delay_timer;	/* throttle delay before a login answer */
 	uint64_t connected_ms;

@@ -288,6 +288,12 @@ void store_message_meta_free(struct store_message_meta *meta);
 int store_blob_begin(struct store *st, struct store_blob **blob_r);
 int store_blob_write(struct store *st, struct store_blob *blob, const void *data, size_t len);
 int store_blob_finish(struct store *st, struct store_blob *blob);
+/* Reads a finished blob back before it is appended (to parse the message it
+ * holds): *fd_r is a read-only descriptor of its store_blob_size() bytes,
+ * the caller's to close; mmap it or read it. It stays valid whatever
+ * happens to the blob afterwards. STORE_ERR_INVALID for a blob that is
+ * unfinished or already used by store_append. */
+int store_blob_open_read(struct store *st, const struct store_blob *blob, int *fd_r);
 /* begin + write everything read from fd until EOF + finish. */
 int store_blob_from_fd(struct store *st, int fd, struct store_blob **blob_r);
 uint64_t store_blob_size(const struct store_blob *blob);
