@@ -224,6 +224,10 @@ int cli_deliver(int argc, char **argv, const char *default_config)
 		return EX_USAGE;
 	}
 	const char *user = argv[optind];
+	/* `-m ${extension}` from a pipe transport expands to "" when the
+	 * address had none: that means INBOX, without a complaint. */
+	if (mailbox != NULL && mailbox[0] == '\0')
+		mailbox = NULL;
 	struct config cfg;
 	struct buf errors = BUF_INIT;
 	int status = EX_CONFIG;

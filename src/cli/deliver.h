@@ -10,10 +10,11 @@
  *
  * Returns the exit code, from <sysexits.h>: 0 delivered, EX_USAGE bad
  * arguments, EX_NOUSER no such user, EX_DATAERR unusable input (empty,
- * larger than max_literal_size), EX_TEMPFAIL the store failed or cannot be
- * written (the MTA keeps the message and retries), EX_CONFIG the
- * configuration or password file is unusable. Messages go to stderr, which
- * the MTA puts into its log or bounce. */
+ * larger than max_literal_size), EX_CANTCREAT over quota, EX_TEMPFAIL the
+ * store failed or cannot be written (the MTA keeps the message and
+ * retries), EX_CONFIG the configuration or password file is unusable.
+ * Postfix retries only EX_TEMPFAIL (docs/operations.md has the table).
+ * Messages go to stderr, which the MTA puts into its log or bounce. */
 #ifndef POSTERN_CLI_DELIVER_H
 #define POSTERN_CLI_DELIVER_H
 

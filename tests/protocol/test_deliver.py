@@ -74,8 +74,10 @@ def test_deliver_mailbox_and_fallback():
     r = deliver(server, "-m", "NoSuch", "alice")
     assert r.returncode == EX_OK, r.stderr
     assert b"NoSuch does not exist" in r.stderr and b"INBOX" in r.stderr, r.stderr
+    r = deliver(server, "-m", "", "alice")          # an empty ${extension}
+    assert r.returncode == EX_OK and r.stderr == b"", r.stderr
     assert status(server, mailbox="Lists")[0] == 1
-    assert status(server)[0] == 1
+    assert status(server)[0] == 2
 
 
 def test_deliver_unknown_user_67():
