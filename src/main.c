@@ -1,4 +1,5 @@
 /* postern: one binary, subcommands like git. */
+#include "cli/deliver.h"
 #include "cli/user.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -22,6 +23,8 @@ static void usage(FILE *out)
 		"                                  edit the password file; the password is read\n"
 		"                                  from the terminal or standard input\n"
 		"  user list [-c FILE | -f PASSWD_FILE]\n"
+		"  deliver [-c FILE] [-m MAILBOX] USER < message\n"
+		"                                  deliver one message (MDA for Postfix, Exim)\n"
 		"  version                         print the version\n");
 }
 
@@ -116,6 +119,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(command, "user") == 0)
 		return cmd_user(argc - 1, argv + 1);
+	if (strcmp(command, "deliver") == 0)
+		return cli_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;

@@ -598,6 +598,13 @@ static void close_listener(struct parser *p)
 	} else if (config_parse_address(l->address, &l->addr, &l->addr_len, &error) < 0) {
 		problem(p, address_line, "listener '%s': bad address '%s': %s", l->name, l->address, error);
 	}
+	if (l->protocol == LISTENER_PROTO_LMTP && seen(p, "tls", SEC_LISTENER) != 0 &&
+	    l->tls != LISTENER_TLS_NONE) {
+		/* LMTP carries no passwords and belongs on a unix socket or
+		 * loopback (RFC 2033 1); there is no TLS for it. */
+		problem(p, seen(p, "tls", SEC_LISTENER), "listener '%s': protocol lmtp supports only tls = none",
+			l->name);
+	}
 	if (seen(p, "tls", SEC_LISTENER) == 0) {
 		/* Port 993 is implicit TLS everywhere (RFC 8314 3.3); LMTP is
 		 * usually spoken on loopback or a unix socket. */

@@ -31,6 +31,17 @@
 /* Output queued for one client before it is considered a stuck reader. */
 #define LIMIT_OUTPUT_QUEUE (16 * 1024 * 1024)
 
+/* LMTP (src/lmtp): longest command line (RFC 5321 4.5.3.1.4 asks for at
+ * least 512 octets; parameters make real lines longer), longest path in
+ * MAIL FROM or RCPT TO (RFC 5321 4.5.3.1.3: 256), recipients in one
+ * transaction (RFC 5321 4.5.3.1.8: at least 100), seconds a session may
+ * stay silent (RFC 5321 4.5.3.2.7: at least 5 minutes). The message size
+ * limit is `max_literal_size`, advertised as SIZE. */
+#define LIMIT_LMTP_LINE 4096
+#define LIMIT_LMTP_PATH 512
+#define LIMIT_LMTP_RECIPIENTS 1000
+#define LIMIT_LMTP_TIMEOUT_S 300
+
 /* MIME parsing (src/mime): deepest nesting of multipart and message/rfc822
  * parts (deeper entities become text/plain leaves), most parts in one
  * message (later boundaries are body text), most parameters kept from one

@@ -432,18 +432,6 @@ static void log_ready(const struct master *m)
 	buf_free(&listeners);
 }
 
-static int refuse_unserved_listeners(const struct config *cfg)
-{
-	for (size_t i = 0; i < cfg->listener_count; i++) {
-		if (cfg->listeners[i].protocol == LISTENER_PROTO_LMTP) {
-			fprintf(stderr, "postern: %s: [listener %s]: protocol lmtp is not available in "
-				"this version\n", cfg->path ? cfg->path : "config", cfg->listeners[i].name);
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static void render_metrics(void *ctx, struct buf *body)
 {
 	struct master *m = ctx;
@@ -501,7 +489,7 @@ int master_run(struct config *cfg)
 
 	int status = 1;
 	m.loop = ev_loop_new();
-	if (m.loop == NULL || refuse_unserved_listeners(cfg) < 0 || check_passwd_file(cfg) < 0 ||
+	if (m.loop == NULL || check_passwd_file(cfg) < 0 ||
 	    load_tls(&m) < 0 || bind_all(&m) < 0 || write_pid_file(cfg) < 0 ||
 	    drop_privileges(cfg) < 0 || setup_signals(&m) < 0)
 		goto out;

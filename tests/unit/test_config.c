@@ -303,6 +303,8 @@ static void test_bad_lines(void)
 		  "t.conf:2: listener 'a': unix sockets are only for protocol = lmtp\n" },
 		{ "[listener a]\nprotocol = lmtp\naddress = unix:\n",
 		  "t.conf:3: listener 'a': bad address 'unix:': missing path after unix:\n" },
+		{ "[listener a]\ntls = starttls\nprotocol = lmtp\naddress = 127.0.0.1:24\n",
+		  "t.conf:2: listener 'a': protocol lmtp supports only tls = none\n" },
 		{ "[listener a]\naddress = *:143\ntls = yes\n",
 		  "t.conf:3: 'tls' must be implicit, starttls or none, not 'yes'\n" },
 		{ "[listener a]\naddress = *:143\nprotocol = pop3\n",
