@@ -1024,10 +1024,10 @@ static void check_plaintext_login(struct doctor *d, int port, const char *caps)
 
 	if (login || clear_mech) {
 		struct check *c = add_check(d, port, "plaintext-login", V_FAIL,
-					    "a password can be sent before TLS: %s%s%s",
+					    "a password can be sent before TLS: %s%s%s%s",
 					    login ? "LOGINDISABLED is not advertised" : "",
 					    login && mechs[0] != '\0' ? ", " : "",
-					    mechs[0] != '\0' ? "AUTH= offered" : "");
+					    mechs[0] != '\0' ? "AUTH=" : "", mechs);
 		set_hint(c, "passwords may cross the network in clear: set allow_plaintext_auth = no "
 			 "(postern) or disable_plaintext_auth = yes (Dovecot)");
 	} else if (mechs[0] != '\0') {
@@ -1273,6 +1273,38 @@ static void after_handshake(struct probe *p, int port, enum port_mode mode)
 	free(caps);
 }
 
+/* STARTTLS (RFC 3501 6.2.1) and the checks over the upgraded connection.
+ * Returns true when the server accepted STARTTLS, so TLS can be probed. */
+static bool starttls_step(struct probe *p, int port, enum port_mode mode)
+{
+	struct doctor *d = p->d;
+	char *status = NULL;
+
+	if (probe_command(p, "STARTTLS", NULL, &status) < 0) {
+		add_check(d, port, "starttls", V_FAIL, "STARTTLS: %s", p->error);
+		return false;
+	}
+	bool accepted = status_is_ok(status);
+	if (!accepted) {
+		struct check *c = add_check(d, port, "starttls", V_FAIL, "STARTTLS offered but answered %s", status);
+		set_hint(c, "the server's TLS setup is broken: see its log");
+	} else if (p->in.len > 0) {
+		/* Nothing may follow the OK in clear (CVE-2011-0411). */
+		struct check *c = add_check(d, port, "starttls", V_FAIL,
+					    "the server sent data in clear after the STARTTLS OK");
+		set_hint(c, "the server is open to STARTTLS command injection (CVE-2011-0411): update it");
+	} else if (probe_handshake(p, d->main_ctx) < 0) {
+		struct check *c = add_check(d, port, "starttls", V_FAIL,
+					    "TLS handshake after STARTTLS failed: %s", p->error);
+		set_hint(c, "the server's TLS settings refuse a default OpenSSL client");
+	} else {
+		add_check(d, port, "starttls", V_OK, "offered and working: %s", SSL_get_version(p->ssl));
+		after_handshake(p, port, mode);
+	}
+	free(status);
+	return accepted;
+}
+
 static void doctor_port(struct doctor *d, const struct port_spec *ps)
 {
 	int port = ps->port;
@@ -1315,10 +1347,11 @@ static void doctor_port(struct doctor *d, const struct port_spec *ps)
 			  : "plaintext with STARTTLS (as asked)");
 	}
 
-	bool tls_ok = false;
+	/* Versions are probed wherever TLS can start, even when a default
+	 * client fails: a server speaking only TLS 1.0 is what they reveal. */
+	bool probe_tls = mode == MODE_TLS;
 	if (mode == MODE_TLS) {
 		if (probe_handshake(&p, d->main_ctx) == 0) {
-			tls_ok = true;
 			add_check(d, port, "tls-handshake", V_OK, "%s", SSL_get_version(p.ssl));
 			after_handshake(&p, port, mode);
 		} else {
@@ -1339,34 +1372,13 @@ static void doctor_port(struct doctor *d, const struct port_spec *ps)
 				struct check *c = add_check(d, port, "starttls", V_FAIL, "STARTTLS not offered");
 				set_hint(c, "plaintext only: offer STARTTLS on %d (postern: tls = starttls) or close it", port);
 			} else {
-				char *status = NULL;
-				if (probe_command(&p, "STARTTLS", NULL, &status) < 0) {
-					add_check(d, port, "starttls", V_FAIL, "STARTTLS: %s", p.error);
-				} else if (!status_is_ok(status)) {
-					struct check *c = add_check(d, port, "starttls", V_FAIL,
-								    "STARTTLS offered but answered %s", status);
-					set_hint(c, "the server's TLS setup is broken: see its log");
-				} else if (p.in.len > 0) {
-					/* RFC 3501 6.2.1: nothing may follow the OK in clear. */
-					struct check *c = add_check(d, port, "starttls", V_FAIL,
-								    "the server sent data in clear after the STARTTLS OK");
-					set_hint(c, "the server is open to STARTTLS injection (CVE-2011-0411): update it");
-				} else if (probe_handshake(&p, d->main_ctx) < 0) {
-					struct check *c = add_check(d, port, "starttls", V_FAIL,
-								    "TLS handshake after STARTTLS failed: %s", p.error);
-					set_hint(c, "the server's TLS settings refuse a default OpenSSL client");
-				} else {
-					tls_ok = true;
-					add_check(d, port, "starttls", V_OK, "offered and working: %s", SSL_get_version(p.ssl));
-					after_handshake(&p, port, mode);
-				}
-				free(status);
+				probe_tls = starttls_step(&p, port, mode);
 			}
 		}
 		free(caps);
 	}
 	probe_close(&p);
-	if (tls_ok)
+	if (probe_tls)
 		probe_versions(d, port, mode);
 	else
 		add_check(d, port, "tls-versions", V_INFO, "not probed: no working TLS on this port");
