@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -302,10 +303,10 @@ static void check_listeners(struct checker *c)
 	for (size_t i = 0; i < cfg->listener_count; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
 		int line = l->address_line > 0 ? l->address_line : l->line;
-		if (strncmp(l->address, "unix:", 5) == 0) {
+		if (l->addr.ss_family == AF_UNIX) {
 			/* Binding would replace a running server's socket: only
 			 * check that its directory is there. */
-			char *parent = parent_dir(l->address + 5);
+			char *parent = parent_dir(((const struct sockaddr_un *)&l->addr)->sun_path);
 			struct stat st;
 			if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
 				report(c, true, line, "listener %s: directory %s does not exist", l->name, parent);
