@@ -1,5 +1,7 @@
 /* postern: one binary, subcommands like git. */
 #include "cli/deliver.h"
+#include "cli/config_check.h"
+#include "cli/doctor.h"
 #include "cli/user.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -25,6 +27,9 @@ static void usage(FILE *out)
 		"  user list [-c FILE | -f PASSWD_FILE]\n"
 		"  deliver [-c FILE] [-m MAILBOX] USER < message\n"
 		"                                  deliver one message (MDA for Postfix, Exim)\n"
+		"  config check [-c FILE]          check the configuration and the files and ports it names\n"
+		"  doctor HOST [--port N[/tls|/starttls]]... [--cafile F] [--user U] [--json] [--timeout S]\n"
+		"                                  check an IMAP server from the outside\n"
 		"  version                         print the version\n");
 }
 
@@ -121,6 +126,10 @@ int main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1);
 	if (strcmp(command, "deliver") == 0)
 		return cli_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(command, "config") == 0)
+		return cli_config(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(command, "doctor") == 0)
+		return cli_doctor(argc - 1, argv + 1);
 	if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;

@@ -110,6 +110,8 @@ static const struct key_def key_defs[] = {
 };
 
 #define KEY_COUNT (sizeof(key_defs) / sizeof(key_defs[0]))
+/* global_key_lines is indexed by the key's place in key_defs. */
+_Static_assert(KEY_COUNT <= CONFIG_GLOBAL_KEY_SLOTS, "CONFIG_GLOBAL_KEY_SLOTS too small");
 
 static const char *const section_names[] = { "listener", "certificate", "metrics" };
 
@@ -591,6 +593,7 @@ static void close_listener(struct parser *p)
 	int address_line = seen(p, "address", SEC_LISTENER);
 	const char *error;
 
+	l->address_line = address_line;
 	if (l->address == NULL) {
 		problem(p, l->line, "listener '%s' has no address", l->name);
 	} else if (strncmp(l->address, "unix:", 5) == 0) {
@@ -650,6 +653,8 @@ static void close_section(struct parser *p)
 			cfg->certificate_count--;
 			break;
 		}
+		c->cert_line = seen(p, "cert", SEC_CERTIFICATE);
+		c->key_line = seen(p, "key", SEC_CERTIFICATE);
 		if (c->cert_file == NULL)
 			problem(p, c->line, "certificate '%s' has no cert", c->name);
 		if (c->key_file == NULL)
@@ -895,6 +900,8 @@ static void parse_key_line(struct parser *p, char *s, int line)
 		return;
 	}
 	p->seen_line[index] = line;
+	if (p->section == SEC_GLOBAL)
+		p->cfg->global_key_lines[index] = line;
 	if (value != NULL)
 		set_value(p, &key_defs[index], value, line);
 }
@@ -1133,6 +1140,13 @@ int config_ipv6_available(void)
 	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
 	close(fd);
 	return ok ? 1 : 0;
+}
+
+int config_key_line(const struct config *cfg, const char *key)
+{
+	int i = key_index(key, SEC_GLOBAL);
+
+	return i < 0 ? 0 : cfg->global_key_lines[i];
 }
 
 void config_free(struct config *cfg)

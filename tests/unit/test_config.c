@@ -538,6 +538,25 @@ static void test_load_missing(void)
 	buf_free(&errors);
 }
 
+/* config check points at the line of each key it finds a problem with. */
+static void test_key_lines(void)
+{
+	struct config cfg;
+
+	CHECK_INT(parse(&cfg, "# comment\ndata_dir = /d\n\ntls_cert = /c\n"
+			"[listener a]\ntls = none\naddress = 127.0.0.1:1143\n"
+			"[certificate x]\nkey = /k\ncert = /x\n"), 0);
+	CHECK_INT(config_key_line(&cfg, "data_dir"), 2);
+	CHECK_INT(config_key_line(&cfg, "tls_cert"), 4);
+	CHECK_INT(config_key_line(&cfg, "tls_key"), 0);
+	CHECK_INT(config_key_line(&cfg, "address"), 0);
+	CHECK_INT(config_key_line(&cfg, "no_such_key"), 0);
+	CHECK_INT(cfg.listeners[0].address_line, 7);
+	CHECK_INT(cfg.certificates[0].key_line, 9);
+	CHECK_INT(cfg.certificates[0].cert_line, 10);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -551,5 +570,6 @@ int main(void)
 	RUN(test_default_listeners);
 	RUN(test_relative_paths);
 	RUN(test_load_missing);
+	RUN(test_key_lines);
 	return harness_finish();
 }
