@@ -934,6 +934,7 @@ static int import_mbox(struct importer *imp, const char *path, const char *mailb
 		return -1;
 	}
 	struct mbox_msg m = { .data = BUF_INIT };
+	char *label = xasprintf("%s (bytes read)", mailbox);
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -955,7 +956,7 @@ static int import_mbox(struct importer *imp, const char *path, const char *mailb
 			mbox_msg_reset(&m, date);
 			in_msg = true;
 			prev_blank = false;
-			progress_update(&imp->progress, mailbox, done, total);
+			progress_update(&imp->progress, label, done, total);
 			continue;
 		}
 		prev_blank = blank_line(line, len);
@@ -993,6 +994,7 @@ static int import_mbox(struct importer *imp, const char *path, const char *mailb
 	if (ret == 0)
 		mailbox_report(imp);
 	free(line);
+	free(label);
 	mbox_msg_free(&m);
 	fclose(f);
 	return ret;
