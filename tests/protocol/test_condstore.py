@@ -342,3 +342,28 @@ def test_esearch_with_modseq():
     untagged, tagged = c.read_until_tagged("e3")
     assert untagged == ['* ESEARCH (TAG "e3") COUNT 0'], untagged
 
+
+def test_capabilities_after_login():
+    server = Server(listeners=(("plain", "none"),),
+                    extra="allow_plaintext_auth = yes\nmax_literal_size = 100000")
+    c = server.connect("plain")
+    c.read_greeting()
+    before = c.capabilities()
+    for name in ("CONDSTORE", "QRESYNC", "ESEARCH", "OBJECTID", "SAVEDATE", "WITHIN"):
+        assert name not in before, before
+    _, tagged = c.login()
+    assert "CONDSTORE" in tagged and "APPENDLIMIT=100000" in tagged, tagged
+    caps = c.capabilities()
+    for name in ("CONDSTORE", "QRESYNC", "ESEARCH", "WITHIN", "SAVEDATE", "OBJECTID", "APPENDLIMIT=100000"):
+        assert caps.count(name) == 1, (name, caps)
+    # RFC 7889: a message over APPENDLIMIT is refused before it is sent.
+    c.send(b"big APPEND INBOX {100001}\r\n")
+    _, tagged = c.read_until_tagged("big")
+    assert tagged.startswith("big BAD [TOOBIG]"), tagged
+    body = b"Subject: x\r\n\r\n" + b"y" * (100000 - 14)
+    c.send(b"fits APPEND INBOX {100000}\r\n")
+    line = c.read_line()
+    assert line.startswith("+"), line
+    c.send(body + b"\r\n")
+    _, tagged = c.read_until_tagged("fits")
+    assert tagged.startswith("fits OK"), tagged
