@@ -367,3 +367,16 @@ def test_capabilities_after_login():
     c.send(body + b"\r\n")
     _, tagged = c.read_until_tagged("fits")
     assert tagged.startswith("fits OK"), tagged
+
+
+def test_status_highestmodseq_enables_condstore():
+    c = session(make_server())
+    append(c, 1)
+    c.expect_ok("SELECT INBOX")
+    untagged, _ = c.expect_ok("FETCH 1 (FLAGS)")
+    assert untagged == ["* 1 FETCH (FLAGS ())"], untagged
+    untagged, _ = c.expect_ok("STATUS INBOX (HIGHESTMODSEQ)")
+    top = highestmodseq(untagged)
+    assert f"* STATUS INBOX (HIGHESTMODSEQ {top})" in untagged, untagged
+    untagged, _ = c.expect_ok("FETCH 1 (FLAGS)")
+    assert re.match(r"\* 1 FETCH \(FLAGS \(\) MODSEQ \(\d+\)\)$", untagged[0]), untagged
