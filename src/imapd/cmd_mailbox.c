@@ -637,6 +637,12 @@ void cmd_status(struct session *s, const struct imap_command *cmd)
 		return;
 	}
 	canonical_inbox(&name);
+	/* RFC 7162 3.1: STATUS (HIGHESTMODSEQ) is a CONDSTORE enabling
+	 * command. */
+	for (size_t i = 0; i < cmd->args[1].list_count; i++) {
+		if (strcasecmp(cmd->args[1].list[i].str, "HIGHESTMODSEQ") == 0)
+			session_enable_condstore(s);
+	}
 	struct store_status st;
 	if (store_mailbox_status(s->store, name.data, UINT32_MAX, &st) < 0) {
 		session_store_error(s, cmd->tag, "STATUS");
