@@ -295,11 +295,8 @@ static int parse_seqset(struct parse_ctx *ctx, const struct imap_arg *arg, struc
 	char text[48];
 	if (!imap_arg_is_atom(arg) || seqset_parse(arg->str, set) < 0)
 		return fail(ctx, "Invalid sequence set in SEARCH: %s", excerpt(arg, text, sizeof(text)));
-	if (set->is_saved) {
-		seqset_free(set);
-		/* RFC 5182: "$" is the saved result, and nothing is ever saved. */
-		return fail(ctx, "$ (SEARCHRES) is not supported");
-	}
+	/* RFC 5182 2.1: "$" stays unresolved (is_saved); the evaluator
+	 * knows the saved result. */
 	return 0;
 }
 
@@ -460,7 +457,8 @@ static int parse_key(struct parse_ctx *ctx, struct cursor *cur, unsigned depth, 
 	return 0;
 }
 
-/* RFC 4731 3.1: RETURN (MIN MAX ALL COUNT); an empty list means ALL. */
+/* RFC 4731 3.1: RETURN (MIN MAX ALL COUNT); an empty list means ALL.
+ * RFC 5182 2.1: SAVE too, alone or with the others. */
 static int parse_return(struct parse_ctx *ctx, const struct imap_arg *list)
 {
 	char text[48];
@@ -471,7 +469,7 @@ static int parse_return(struct parse_ctx *ctx, const struct imap_arg *list)
 	for (size_t i = 0; i < list->list_count; i++) {
 		const struct imap_arg *opt = &list->list[i];
 		if (!imap_arg_is_atom(opt))
-			return fail(ctx, "RETURN options are atoms: MIN, MAX, ALL, COUNT");
+			return fail(ctx, "RETURN options are atoms: MIN, MAX, ALL, COUNT, SAVE");
 		if (strcasecmp(opt->str, "MIN") == 0)
 			q->return_options |= SEARCH_RETURN_MIN;
 		else if (strcasecmp(opt->str, "MAX") == 0)
@@ -481,7 +479,7 @@ static int parse_return(struct parse_ctx *ctx, const struct imap_arg *list)
 		else if (strcasecmp(opt->str, "COUNT") == 0)
 			q->return_options |= SEARCH_RETURN_COUNT;
 		else if (strcasecmp(opt->str, "SAVE") == 0)
-			return fail(ctx, "RETURN SAVE (SEARCHRES) is not supported");
+			q->return_options |= SEARCH_RETURN_SAVE;
 		else
 			/* RFC 4731 3.1: unknown options are a BAD. */
 			return fail(ctx, "Unknown RETURN option %s", excerpt(opt, text, sizeof(text)));

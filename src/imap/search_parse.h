@@ -2,7 +2,8 @@
  * the arguments of SEARCH / UID SEARCH, as the IMAP parser delivers them,
  * turned into a tree of search keys nested at most LIMIT_SEARCH_DEPTH
  * deep. Pure syntax: nothing here knows a mailbox. Also the extensions that only add keys or result options:
- * RFC 4731 (ESEARCH: RETURN (MIN MAX ALL COUNT)), RFC 5032 (WITHIN:
+ * RFC 4731 (ESEARCH: RETURN (MIN MAX ALL COUNT)), RFC 5182 (SEARCHRES:
+ * RETURN (SAVE) and "$" as a sequence set), RFC 5032 (WITHIN:
  * OLDER, YOUNGER), RFC 8514 (SAVEDATE: SAVEDBEFORE, SAVEDON,
  * SAVEDSINCE), RFC 7162 3.1.5 (CONDSTORE: MODSEQ) and RFC 8474 6
  * (OBJECTID: EMAILID, THREADID).
@@ -74,7 +75,7 @@ struct search_key {
 	enum search_key_type type;
 	struct search_key **children;	/* AND, OR, NOT */
 	size_t child_count;
-	struct seqset set;		/* SEQSET, UID: as parsed, '*' unresolved */
+	struct seqset set;		/* SEQSET, UID: as parsed, '*' unresolved; is_saved for "$" */
 	enum search_flag flag;		/* FLAG, UNFLAG */
 	uint32_t number;		/* LARGER, SMALLER, OLDER, YOUNGER */
 	int64_t day;			/* date keys: days since 1970-01-01 */
@@ -89,6 +90,9 @@ struct search_key {
 #define SEARCH_RETURN_MAX (1u << 1)
 #define SEARCH_RETURN_ALL (1u << 2)
 #define SEARCH_RETURN_COUNT (1u << 3)
+/* RFC 5182 2.1: keep the result for "$". Alone it asks for no ESEARCH
+ * response; with only MIN and/or MAX those are what is kept. */
+#define SEARCH_RETURN_SAVE (1u << 4)
 
 struct search_query {
 	struct search_key *root;	/* always an AND of the top-level keys */

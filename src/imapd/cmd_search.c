@@ -1,5 +1,6 @@
 /* SEARCH and UID SEARCH (RFC 9051 6.4.4, RFC 3501 6.4.4), with the result
- * options of ESEARCH (RFC 4731).
+ * options of ESEARCH (RFC 4731) and SEARCHRES (RFC 5182: RETURN (SAVE),
+ * kept in the selected mailbox for "$").
  *
  * A search that must read message bodies runs in slices of about
  * SEARCH_SLICE_MS: between slices the loop serves other connections, and
@@ -106,7 +107,10 @@ static void write_esearch(struct session *s, struct search_run *run, unsigned op
 static void write_results(struct session *s, struct search_run *run)
 {
 	if (run->query.esearch) {
-		write_esearch(s, run, run->query.return_options);
+		/* RFC 5182 2.1: RETURN (SAVE) alone gets no ESEARCH. */
+		unsigned options = run->query.return_options & ~SEARCH_RETURN_SAVE;
+		if (options != 0)
+			write_esearch(s, run, options);
 		return;
 	}
 	if (s->rev2) {
@@ -130,6 +134,35 @@ static void write_results(struct session *s, struct search_run *run)
 	buf_free(&line);
 }
 
+static uint32_t result_uid(const struct session *s, const struct search_run *run, uint32_t n)
+{
+	return run->uid ? n : s->selected->msgs[n - 1].uid;
+}
+
+/* RFC 5182 2.1 (and RFC 9051 6.4.4.1's table): with only MIN and/or MAX
+ * beside SAVE, those are saved; otherwise every match. Kept as UIDs, so
+ * "$" survives expunges and works for sequence and UID commands alike. */
+static void save_result(struct session *s, const struct search_run *run)
+{
+	unsigned options = run->query.return_options & ~SEARCH_RETURN_SAVE;
+	bool only_min_max = options != 0 && (options & ~(SEARCH_RETURN_MIN | SEARCH_RETURN_MAX)) == 0;
+	if (!only_min_max || run->count == 0) {
+		uint32_t *uids = xmalloc((run->count ? run->count : 1) * sizeof(uint32_t));
+		for (size_t i = 0; i < run->count; i++)
+			uids[i] = result_uid(s, run, run->results[i]);
+		selected_save_result(s->selected, uids, run->count);
+		free(uids);
+		return;
+	}
+	uint32_t picked[2];
+	size_t n = 0;
+	if (options & SEARCH_RETURN_MIN)
+		picked[n++] = result_uid(s, run, run->results[0]);
+	if ((options & SEARCH_RETURN_MAX) && (n == 0 || run->count > 1))
+		picked[n++] = result_uid(s, run, run->results[run->count - 1]);
+	selected_save_result(s->selected, picked, n);
+}
+
 /* Ends the command: the response, the tagged reply, and the session takes
  * its next command if the search went asynchronous. */
 static void finish(struct search_run *run, enum search_match_result failure)
@@ -145,6 +178,12 @@ static void finish(struct search_run *run, enum search_match_result failure)
 	log_uint(&l, "ms", ev_clock_ms() - run->started_ms);
 	log_str(&l, "result", failure == SEARCH_MATCH_ERROR ? "error" : "ok");
 	log_end(&l);
+	bool save = (run->query.return_options & SEARCH_RETURN_SAVE) != 0;
+	/* RFC 5182 2.1: a failed SEARCH with SAVE leaves "$" empty. */
+	if (save && failure == SEARCH_MATCH_ERROR)
+		selected_save_result(s->selected, NULL, 0);
+	else if (save)
+		save_result(s, run);
 	if (failure == SEARCH_MATCH_ERROR && run->plan.errno_failure != 0) {
 		log_msg(LOG_ERROR, "search_failed", "session %s: cannot map a message file: %s", s->id,
 			strerror(run->plan.errno_failure));
@@ -241,15 +280,36 @@ static bool charset_supported(const char *charset)
 	return charset == NULL || strcasecmp(charset, "UTF-8") == 0 || strcasecmp(charset, "US-ASCII") == 0;
 }
 
+/* Whether the arguments start with RETURN (... SAVE ...), even when the
+ * rest is wrong. */
+static bool asks_save(const struct imap_command *cmd)
+{
+	if (cmd->arg_count < 2 || !imap_arg_is_atom(&cmd->args[0]) || strcasecmp(cmd->args[0].str, "RETURN") != 0 ||
+	    !imap_arg_is_list(&cmd->args[1]))
+		return false;
+	for (size_t i = 0; i < cmd->args[1].list_count; i++) {
+		const struct imap_arg *opt = &cmd->args[1].list[i];
+		if (imap_arg_is_atom(opt) && strcasecmp(opt->str, "SAVE") == 0)
+			return true;
+	}
+	return false;
+}
+
 void cmd_search(struct session *s, const struct imap_command *cmd)
 {
 	struct search_query query;
 	const char *error = NULL;
 	if (search_parse(cmd->args, cmd->arg_count, &query, &error) < 0) {
+		/* RFC 5182 2.1: a SEARCH with SAVE that fails, BAD included,
+		 * leaves the saved result empty. */
+		if (asks_save(cmd))
+			selected_save_result(s->selected, NULL, 0);
 		session_tagged(s, cmd->tag, "BAD", "%s", error);
 		return;
 	}
 	if (!charset_supported(query.charset)) {
+		if (query.return_options & SEARCH_RETURN_SAVE)
+			selected_save_result(s->selected, NULL, 0);
 		/* RFC 9051 7.1: BADCHARSET lists what we can do. */
 		session_tagged(s, cmd->tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Charset %s is not supported",
 			       query.charset);

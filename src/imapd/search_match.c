@@ -312,6 +312,28 @@ static void fold_needle(struct search_key *key)
 	key->str = folded.data != NULL ? buf_steal(&folded) : xcalloc(1, 1);
 }
 
+/* RFC 5182 2.1: "$" and "UID $" name the same messages, the saved
+ * result; it becomes a UID key over the saved UIDs (empty before any
+ * SAVE: it matches nothing). */
+static void saved_as_uids(const struct selected *sel, struct search_key *key)
+{
+	key->type = SEARCH_UID;
+	key->set.is_saved = false;
+	free(key->set.ranges);
+	key->set.ranges = xmalloc((sel->saved_count ? sel->saved_count : 1) * sizeof(*key->set.ranges));
+	key->set.count = 0;
+	for (size_t i = 0; i < sel->saved_count; i++) {
+		uint32_t uid = sel->saved_uids[i];
+		struct seq_range *last = key->set.count ? &key->set.ranges[key->set.count - 1] : NULL;
+		if (last != NULL && last->hi + 1 == uid)
+			last->hi = uid;
+		else
+			key->set.ranges[key->set.count++] = (struct seq_range){ uid, uid };
+	}
+	/* Built sorted and disjoint, with no '*' to resolve. */
+	key->set.sorted = true;
+}
+
 static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
 {
 	const struct selected *sel = plan->sel;
@@ -353,9 +375,17 @@ static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
 	case SEARCH_NOT:
 		return plan_key(plan, key->children[0]);
 	case SEARCH_SEQSET:
+		if (key->set.is_saved) {
+			saved_as_uids(sel, key);
+			return COST_VIEW;
+		}
 		seqset_resolve(&key->set, (uint32_t)sel->count);
 		return COST_VIEW;
 	case SEARCH_UID:
+		if (key->set.is_saved) {
+			saved_as_uids(sel, key);
+			return COST_VIEW;
+		}
 		/* RFC 9051 6.4.8: '*' is the highest UID in use; in an empty
 		 * mailbox it matches nothing. */
 		seqset_resolve(&key->set, sel->count > 0 ? sel->msgs[sel->count - 1].uid : 0);

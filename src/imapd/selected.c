@@ -65,10 +65,15 @@ int selected_resolve(const struct selected *sel, const struct imap_arg *arg, boo
 		*error_r = "Invalid sequence set";
 		return -1;
 	}
+	size_t cap = 0;
 	if (set.is_saved) {
 		seqset_free(&set);
-		*error_r = "$ is not supported: no search result has been saved";
-		return -1;
+		for (size_t i = 0; i < sel->saved_count; i++) {
+			size_t index = selected_find_uid(sel, sel->saved_uids[i]);
+			if (index != SIZE_MAX)
+				set_add_range(set_r, &cap, index, index + 1);
+		}
+		return 0;
 	}
 	uint32_t max = 0;
 	if (sel->count > 0)
@@ -87,7 +92,6 @@ int selected_resolve(const struct selected *sel, const struct imap_arg *arg, boo
 		}
 	}
 	seqset_resolve(&set, max);
-	size_t cap = 0;
 	for (size_t i = 0; i < set.count; i++) {
 		uint32_t lo = set.ranges[i].lo, hi = set.ranges[i].hi;
 		if (uid) {
@@ -100,6 +104,18 @@ int selected_resolve(const struct selected *sel, const struct imap_arg *arg, boo
 	}
 	seqset_free(&set);
 	return 0;
+}
+
+void selected_save_result(struct selected *sel, const uint32_t *uids, size_t count)
+{
+	free(sel->saved_uids);
+	sel->saved_uids = NULL;
+	sel->saved_count = 0;
+	if (count == 0)
+		return;
+	sel->saved_uids = xmalloc(count * sizeof(uint32_t));
+	memcpy(sel->saved_uids, uids, count * sizeof(uint32_t));
+	sel->saved_count = count;
 }
 
 struct store_uid_range *selected_uid_ranges(const struct selected *sel, const struct msg_set *set,
@@ -366,6 +382,7 @@ void selected_free(struct selected **selp)
 	free(sel->name);
 	free(sel->msgs);
 	free(sel->pending_expunges);
+	free(sel->saved_uids);
 	store_keywords_free(&sel->keywords);
 	free(sel);
 	*selp = NULL;

@@ -35,6 +35,12 @@ struct selected {
 	 * the next command that allows EXPUNGE responses. */
 	uint32_t *pending_expunges;
 	size_t pending_count;
+	/* RFC 5182: the result SEARCH RETURN (SAVE) saved, as ascending UIDs.
+	 * "$" names those still in the view, so expunged messages leave it
+	 * without bookkeeping (UIDs are never reused). Empty until a SAVE, and
+	 * gone with the selection: SELECT, EXAMINE, CLOSE and UNSELECT end it. */
+	uint32_t *saved_uids;
+	size_t saved_count;
 };
 
 /* A set of messages resolved against the selected mailbox: indexes into
@@ -48,9 +54,13 @@ void msg_set_free(struct msg_set *set);
 /* Resolves a sequence set or UID set argument. Returns 0, or -1 with a
  * static message in *error_r for bad syntax or (sequence numbers only) a
  * number beyond the mailbox (RFC 9051 6.4.4: BAD). UIDs that don't exist
- * are simply absent from the result (RFC 9051 6.4.8). */
+ * are simply absent from the result (RFC 9051 6.4.8). "$" is the saved
+ * search result (RFC 5182 2.1), the same messages for either form; before
+ * any SAVE it is empty, which is not an error. */
 int selected_resolve(const struct selected *sel, const struct imap_arg *arg, bool uid,
 		     struct msg_set *set_r, const char **error_r);
+/* Replaces the saved search result by uids (ascending; copied). */
+void selected_save_result(struct selected *sel, const uint32_t *uids, size_t count);
 /* The index of uid in msgs, or SIZE_MAX. */
 size_t selected_find_uid(const struct selected *sel, uint32_t uid);
 /* UID ranges of the messages in set, for the store. Caller frees. */

@@ -14,6 +14,8 @@ static const char *const flag_names[] = { "ANSWERED", "DELETED", "DRAFT", "FLAGG
 
 static void render_set(struct buf *out, const struct seqset *set)
 {
+	if (set->is_saved)
+		buf_append_char(out, '$');
 	for (size_t i = 0; i < set->count; i++) {
 		const struct seq_range *r = &set->ranges[i];
 		buf_printf(out, "%s", i ? "," : "");
@@ -179,6 +181,13 @@ static const struct pcase cases[] = {
 	{ "charset \"koi8-r\" ALL", "CHARSET koi8-r (AND (ALL))" },
 	{ "RETURN () ALL", "RETURN 4 (AND (ALL))" },
 	{ "RETURN (MIN MAX) ALL", "RETURN 3 (AND (ALL))" },
+	/* RFC 5182: SAVE alone keeps the result and asks for nothing else;
+	 * "$" is a sequence set of its own, bare or after UID. */
+	{ "RETURN (SAVE) ALL", "RETURN 16 (AND (ALL))" },
+	{ "RETURN (save min) ALL", "RETURN 17 (AND (ALL))" },
+	{ "$", "(AND (SEQ $))" },
+	{ "UID $ NOT $", "(AND (UID $) (NOT (SEQ $)))" },
+	{ "RETURN (SAVE) OR $ SEEN", "RETURN 16 (AND (OR (SEQ $) (FLAG SEEN)))" },
 	{ "return (count all) CHARSET US-ASCII SEEN", "RETURN 12 CHARSET US-ASCII (AND (FLAG SEEN))" },
 	/* RFC 7162 3.1.5, RFC 8474 6. */
 	{ "MODSEQ 620162338", "(AND (MODSEQ 620162338)) +MODSEQ" },
@@ -205,7 +214,6 @@ static const struct pcase cases[] = {
 	{ "CHARSET (x) ALL", "BAD: CHARSET needs a charset name" },
 	{ "RETURN", "BAD: RETURN needs a parenthesised list" },
 	{ "RETURN MIN ALL", "BAD: RETURN needs a parenthesised list" },
-	{ "RETURN (SAVE) ALL", "BAD: RETURN SAVE (SEARCHRES) is not supported" },
 	{ "RETURN (PARTIAL) ALL", "BAD: Unknown RETURN option PARTIAL" },
 	{ "RETURN (\"MIN\") ALL", "BAD: RETURN options are atoms" },
 	{ "FOO", "BAD: Unknown search key FOO" },
@@ -236,8 +244,8 @@ static const struct pcase cases[] = {
 	{ "SINCE {10}\r\n1-Jan-2024", "BAD: Bad date after SINCE" },
 	{ "UID", "BAD: Search key UID needs a UID set" },
 	{ "UID x", "BAD: Invalid sequence set in SEARCH: x" },
-	{ "UID $", "BAD: $ (SEARCHRES) is not supported" },
-	{ "$", "BAD: $ (SEARCHRES) is not supported" },
+	{ "$,1", "BAD: Invalid sequence set in SEARCH: $,1" },
+	{ "UID 1:$", "BAD: Invalid sequence set in SEARCH: 1:$" },
 	{ "1:", "BAD: Invalid sequence set in SEARCH: 1:" },
 	{ "0", "BAD: Invalid sequence set" },
 	{ "NOT", "BAD: Search key NOT needs a search key" },
