@@ -290,10 +290,8 @@ static void add_item(struct fetch_request *req, enum fetch_item_type type, struc
 		struct fetch_item *it = &req->items[i];
 		if (it->type != type)
 			continue;
-		if (type != FETCH_SECTION) {
-			section_free(sec);
+		if (sec == NULL)
 			return;
-		}
 		if (same_section(it->section, sec)) {
 			it->section->peek = it->section->peek && sec->peek;
 			section_free(sec);
@@ -314,6 +312,74 @@ static struct fetch_section *legacy_section(const char *name, enum fetch_section
 	return sec;
 }
 
+/* partial = "<" number "." nz-number ">", if it comes next. */
+static int take_partial(struct cursor *c, struct fetch_section *sec, const char **error_r)
+{
+	if (peek_char(c) != '<')
+		return 0;
+	c->pos++;
+	if (!take_number(c, false, &sec->origin) || peek_char(c) != '.') {
+		*error_r = "Partial must be <origin.octets>, e.g. <0.1024>";
+		return -1;
+	}
+	c->pos++;
+	if (!take_number(c, true, &sec->octets) || peek_char(c) != '>') {
+		*error_r = "Partial must be <origin.octets> with octets greater than 0";
+		return -1;
+	}
+	c->pos++;
+	sec->partial = true;
+	return 0;
+}
+
+/* BINARY[...], BINARY.PEEK[...] or BINARY.SIZE[...] from the '[' on
+ * (RFC 3516 6: section-binary = "[" [section-part] "]"; a partial only
+ * after BINARY and BINARY.PEEK). */
+static int take_binary_section(struct cursor *c, enum fetch_item_type type, bool peek,
+			       struct fetch_request *req, const char **error_r)
+{
+	struct fetch_section *sec = xcalloc(1, sizeof(*sec));
+	struct buf part = BUF_INIT;
+	sec->peek = peek;
+	sec->text = FETCH_TEXT_ALL;
+	c->pos++;	/* '[' */
+	while (peek_char(c) != ']') {
+		uint64_t n;
+		if (part.len > 0) {
+			if (peek_char(c) != '.') {
+				*error_r = "BINARY sections are part numbers separated by '.', e.g. BINARY[1.2]";
+				goto fail;
+			}
+			c->pos++;
+		}
+		if (!take_number(c, true, &n) || n > UINT32_MAX) {
+			*error_r = at_end(c) ? "Section must end with ']'"
+					     : "BINARY sections are part numbers only (no HEADER, TEXT or MIME)";
+			goto fail;
+		}
+		buf_printf(&part, "%s%llu", part.len ? "." : "", (unsigned long long)n);
+	}
+	c->pos++;
+	sec->part = buf_steal(&part);
+	if (sec->part == NULL)
+		sec->part = xstrdup("");
+	if (type == FETCH_BINARY && take_partial(c, sec, error_r) < 0)
+		goto fail;
+	if (!at_end(c)) {
+		*error_r = "Unexpected text after the section";
+		goto fail;
+	}
+	struct buf name = BUF_INIT;
+	buf_printf(&name, "%s[%s]", type == FETCH_BINARY ? "BINARY" : "BINARY.SIZE", sec->part);
+	sec->name = buf_steal(&name);
+	add_item(req, type, sec);
+	return 0;
+fail:
+	buf_free(&part);
+	section_free(sec);
+	return -1;
+}
+
 /* BODY[...] or BODY.PEEK[...], from the '[' on. */
 static int take_body_section(struct cursor *c, bool peek, struct fetch_request *req, const char **error_r)
 {
@@ -327,21 +393,8 @@ static int take_body_section(struct cursor *c, bool peek, struct fetch_request *
 		goto fail;
 	}
 	c->pos++;
-	if (peek_char(c) == '<') {
-		/* partial = "<" number "." nz-number ">" */
-		c->pos++;
-		if (!take_number(c, false, &sec->origin) || peek_char(c) != '.') {
-			*error_r = "Partial must be <origin.octets>, e.g. <0.1024>";
-			goto fail;
-		}
-		c->pos++;
-		if (!take_number(c, true, &sec->octets) || peek_char(c) != '>') {
-			*error_r = "Partial must be <origin.octets> with octets greater than 0";
-			goto fail;
-		}
-		c->pos++;
-		sec->partial = true;
-	}
+	if (take_partial(c, sec, error_r) < 0)
+		goto fail;
 	if (!at_end(c)) {
 		*error_r = "Unexpected text after the section";
 		goto fail;
@@ -401,9 +454,18 @@ int fetch_parse_item(const char *text, size_t len, struct fetch_request *req, co
 		c.pos--;
 		return take_body_section(&c, false, req, error_r);
 	}
-	if (take_word(&c, "BINARY")) {
-		*error_r = "BINARY is not supported";
-		return -1;
+	/* RFC 3516 4.2; the longer names first, as they share the prefix. */
+	if (take_word(&c, "BINARY.PEEK[")) {
+		c.pos--;
+		return take_binary_section(&c, FETCH_BINARY, true, req, error_r);
+	}
+	if (take_word(&c, "BINARY.SIZE[")) {
+		c.pos--;
+		return take_binary_section(&c, FETCH_BINARY_SIZE, true, req, error_r);
+	}
+	if (take_word(&c, "BINARY[")) {
+		c.pos--;
+		return take_binary_section(&c, FETCH_BINARY, false, req, error_r);
 	}
 	if (len == 3 && (strncasecmp(text, "ALL", 3) == 0)) {
 		*error_r = "The macro ALL must be used alone, not in a list (RFC 3501 6.4.5)";

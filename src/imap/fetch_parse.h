@@ -1,5 +1,6 @@
 /* FETCH data items (RFC 3501 6.4.5, grammar in 9: fetch-att, section,
- * partial): IMAP syntax only, no mailbox. The command parser hands a
+ * partial; BINARY, BINARY.PEEK and BINARY.SIZE of RFC 3516 4.2): IMAP
+ * syntax only, no mailbox. The command parser hands a
  * section such as BODY.PEEK[HEADER.FIELDS (From "To")]<0.100> over as one
  * atom; this module takes that text apart, expands the ALL/FAST/FULL
  * macros and says exactly what is wrong with a bad request.
@@ -35,6 +36,11 @@ enum fetch_item_type {
 	FETCH_EMAILID,		/* RFC 8474 5.1 */
 	FETCH_THREADID,		/* RFC 8474 5.2 */
 	FETCH_SAVEDATE,		/* RFC 8514 4.1 */
+	/* BINARY[part]<partial> and BINARY.PEEK[...] (RFC 3516 4.2, RFC 9051
+	 * 6.4.5): the part decoded from its Content-Transfer-Encoding. The
+	 * section holds only part numbers (text is FETCH_TEXT_ALL). */
+	FETCH_BINARY,
+	FETCH_BINARY_SIZE,	/* BINARY.SIZE[part]: the decoded size */
 };
 
 enum fetch_section_text {
@@ -51,18 +57,19 @@ struct fetch_section {
 	enum fetch_section_text text;
 	char **fields;			/* HEADER.FIELDS[.NOT]: names as written */
 	size_t field_count;
-	bool peek;			/* BODY.PEEK or RFC822.HEADER: \Seen stays */
+	bool peek;			/* BODY.PEEK, BINARY.PEEK, RFC822.HEADER: \Seen stays */
 	bool partial;			/* <origin.octets> given */
 	uint64_t origin;
 	uint64_t octets;		/* > 0 when partial */
 	/* The name in the FETCH response, without "<origin>": "BODY[1.MIME]",
-	 * "BODY[HEADER.FIELDS (From To)]", "RFC822.TEXT" (RFC 3501 7.4.2). */
+	 * "BODY[HEADER.FIELDS (From To)]", "RFC822.TEXT" (RFC 3501 7.4.2),
+	 * "BINARY[1.2]", "BINARY.SIZE[1]" (RFC 3516 4.3). */
 	char *name;
 };
 
 struct fetch_item {
 	enum fetch_item_type type;
-	struct fetch_section *section;	/* FETCH_SECTION only */
+	struct fetch_section *section;	/* FETCH_SECTION, FETCH_BINARY, FETCH_BINARY_SIZE */
 };
 
 struct fetch_request {

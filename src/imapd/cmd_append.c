@@ -94,10 +94,8 @@ static int parse_item(const struct imap_command *cmd, size_t *i, bool utf8, stru
 		*error_r = "APPEND needs the message as a literal";
 		return -1;
 	}
-	if (cmd->args[*i].literal8) {
-		*error_r = "literal8 needs the BINARY extension, which is not offered";
-		return -1;
-	}
+	/* RFC 3516 4.4: with BINARY a message may come as literal8 (~{n}),
+	 * NULs and all; it is stored as sent. */
 	item->literal = &cmd->args[*i];
 	(*i)++;
 	return 0;

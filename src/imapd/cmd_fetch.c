@@ -28,7 +28,16 @@
  * the stored bytes have one; partial offsets count in that converted
  * stream, so RFC822.SIZE, BODYSTRUCTURE sizes and literal sizes agree. NUL
  * bytes are sent as 0x80 (RFC 3501 9: CHAR8 excludes NUL in a literal),
- * as Dovecot does; one byte for one byte, so no size changes. */
+ * as Dovecot does; one byte for one byte, so no size changes.
+ *
+ * BINARY (RFC 3516): a 7bit/8bit part streams from the mapping as BODY
+ * does (bare LF converted); a "binary" part as stored; a base64 or
+ * quoted-printable part is decoded into one buffer per message (at most
+ * the part's size, reused by BINARY.SIZE of the same part) and streamed
+ * from there. Either way NUL bytes go out as they are, in a literal8
+ * (~{n}) when the section holds one. An encoding we can't decode fails
+ * the command with NO [UNKNOWN-CTE] before anything of that message is
+ * written. */
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "imap/bodystructure.h"
@@ -83,6 +92,7 @@ struct stream {
 	const char *slice;
 	size_t slice_len, slice_off;
 	bool cr_sent;		/* the CR of a bare LF went out, its LF not yet */
+	bool keep_nul;		/* BINARY: NUL as NUL (in a literal8), not 0x80 */
 	uint64_t skip;
 	uint64_t remain;
 };
@@ -102,6 +112,9 @@ struct fetch_msg {
 	size_t size;
 	struct mime_part *root;		/* parsed on demand */
 	size_t released;		/* mapping released up to here */
+	struct buf decoded;		/* BINARY: a part decoded from base64 / QP */
+	const struct mime_part *decoded_part;	/* whose body decoded holds, or NULL */
+	bool decoded_header;		/* decoded starts with the message header (BINARY[]) */
 	size_t item;			/* next item to write */
 	bool flags_done;		/* FLAGS written (asked for) */
 	bool need_space;		/* an item was written: separate the next */
@@ -119,6 +132,7 @@ struct fetch_cmd {
 	struct fetch_msg msg;
 	bool need_meta, need_body;
 	bool need_info;			/* EMAILID or SAVEDATE asked */
+	bool has_binary;		/* BINARY or BINARY.SIZE asked */
 	bool has_modseq;		/* MODSEQ is among the items (asked or implied) */
 	bool expunged;			/* some message was gone from the store */
 	bool async;			/* s->busy was set */
@@ -234,7 +248,7 @@ static uint64_t src_size(struct src src, bool convert)
 /* ---- streams: converted bytes with the partial window ------------------ */
 
 /* Takes up to k converted bytes b[0..k): skipped first, then appended
- * (NUL as 0x80) up to remain and *room. Returns how many were taken. */
+ * (NUL as 0x80 unless keep_nul) up to remain and *room. Returns how many were taken. */
 static size_t put(struct stream *st, struct buf *out, const char *b, size_t k, size_t *room)
 {
 	size_t taken = 0;
@@ -253,7 +267,7 @@ static size_t put(struct stream *st, struct buf *out, const char *b, size_t k, s
 	if (n > 0) {
 		size_t at = out->len;
 		buf_append(out, b, n);
-		for (char *z = memchr(out->data + at, '\0', n); z != NULL;
+		for (char *z = st->keep_nul ? NULL : memchr(out->data + at, '\0', n); z != NULL;
 		     z = memchr(z, '\0', (size_t)(out->data + out->len - z)))
 			*z = (char)0x80;
 		st->remain -= n;
@@ -309,6 +323,7 @@ static bool stream_fill(struct stream *st, struct buf *out, size_t room)
 static void msg_release(struct fetch_msg *m)
 {
 	mime_free(&m->root);
+	buf_free(&m->decoded);
 	if (m->map != NULL)
 		munmap(m->map, m->map_size);
 	m->map = NULL;
@@ -478,6 +493,8 @@ static bool msg_needs_body(const struct fetch_cmd *f, const struct fetch_msg *m)
 	return false;
 }
 
+static bool msg_check_binary(struct fetch_cmd *f, struct fetch_msg *m);
+
 /* Loads what the message needs before anything of it is written, so a
  * message gone from the store is skipped whole. Returns 0, 1 when the
  * message was expunged, -1 after sending a tagged NO. */
@@ -519,6 +536,12 @@ static int msg_begin(struct session *s, struct fetch_cmd *f, size_t pos)
 		close(fd);
 		m->size = size;
 	}
+	if (f->has_binary && !msg_check_binary(f, m)) {
+		msg_release(m);
+		session_tagged(s, f->tag, "NO", "[UNKNOWN-CTE] Message %zu has a part whose transfer encoding "
+			       "can't be decoded", m->index + 1);
+		return -1;
+	}
 	buf_printf(&f->line, "* %zu FETCH (", m->index + 1);
 	/* RFC 3501 6.4.8: UID FETCH responses always carry the UID. */
 	if (s->cmd_uid && !fetch_request_has(&f->req, FETCH_UID))
@@ -552,6 +575,44 @@ static bool over_bound(struct session *s, const struct fetch_cmd *f)
 	return conn_output_pending(s->conn) + f->line.len >= FETCH_OUTPUT_BOUND;
 }
 
+/* Writes the literal announcement of a section's window and its bytes:
+ * inline when small, else the stream is left for section_continue(). */
+static void literal_begin(struct session *s, struct fetch_cmd *f, const struct stream *st, bool literal8)
+{
+	struct fetch_msg *m = &f->msg;
+	uint64_t len = st->remain;
+	buf_printf(&f->line, " %s{%llu}\r\n", literal8 ? "~" : "", (unsigned long long)len);
+	m->stream = *st;
+	if (len <= FETCH_INLINE_MAX) {
+		stream_fill(&m->stream, &f->line, (size_t)len);
+		return;
+	}
+	/* Sizing may have touched every page: give them back before sending. */
+	if (m->map != NULL && m->map_size > FETCH_RELEASE_STEP) {
+		(void)madvise(m->map, m->map_size, MADV_DONTNEED);
+		m->released = 0;
+	}
+	flush_line(s, f);
+	m->streaming = true;
+}
+
+/* The stream of sec's window over src (RFC 3501 6.4.5: a partial past the
+ * end is empty, one reaching beyond the end is cut). */
+static struct stream window(const struct src *src, bool convert, const struct fetch_section *sec, uint64_t total)
+{
+	uint64_t skip = 0, len = total;
+	if (sec->partial) {
+		skip = sec->origin < total ? sec->origin : total;
+		len = total - skip < sec->octets ? total - skip : sec->octets;
+	}
+	return (struct stream){ .src = *src, .convert = convert, .skip = skip, .remain = len };
+}
+
+static uint64_t src_total(const struct src *src, bool convert)
+{
+	return src->kind == SRC_RANGE && !convert ? src->end - src->start : src_size(*src, convert);
+}
+
 /* Starts a section item: its name, and its bytes inline or as a stream. */
 static void section_begin(struct session *s, struct fetch_cmd *f, const struct fetch_section *sec)
 {
@@ -566,27 +627,119 @@ static void section_begin(struct session *s, struct fetch_cmd *f, const struct f
 		return;
 	}
 	bool convert = msg_convert(m);
-	uint64_t total = src.kind == SRC_RANGE && !convert ? src.end - src.start : src_size(src, convert);
-	uint64_t skip = 0, len = total;
-	if (sec->partial) {
-		/* RFC 3501 6.4.5: past the end is an empty string; a window
-		 * reaching beyond the end is cut. */
-		skip = sec->origin < total ? sec->origin : total;
-		len = total - skip < sec->octets ? total - skip : sec->octets;
+	struct stream st = window(&src, convert, sec, src_total(&src, convert));
+	literal_begin(s, f, &st, false);
+}
+
+/* ---- BINARY (RFC 3516) ---------------------------------------------------- */
+
+/* The part BINARY[sec] names and its transfer encoding; false when there
+ * is no such part. The empty section is the whole message (RFC 9051
+ * 6.4.5), encoded as its top-level part. Multipart and message parts are
+ * never encoded (RFC 2045 6.4): their bodies go as stored. */
+static bool binary_part(struct fetch_msg *m, const struct fetch_section *sec, const struct mime_part **part_r,
+			enum mime_cte *cte_r)
+{
+	const struct mime_part *root = msg_root(m), *p = root;
+	if (sec->part[0] != '\0' && mime_find_section(root, sec->part, &p) < 0)
+		return false;
+	*part_r = p;
+	*cte_r = (p->flags & (MIME_PART_MULTIPART | MIME_PART_MESSAGE)) ? MIME_CTE_7BIT : mime_part_cte(p);
+	return true;
+}
+
+/* Appends data[start..end) with every bare LF as CRLF. */
+static void append_crlf(struct buf *out, const char *data, size_t start, size_t end)
+{
+	for (size_t i = start; i < end; i++) {
+		if (data[i] == '\n' && (i == start || data[i - 1] != '\r'))
+			buf_append_char(out, '\r');
+		buf_append_char(out, data[i]);
 	}
-	buf_printf(&f->line, " {%llu}\r\n", (unsigned long long)len);
-	m->stream = (struct stream){ .src = src, .convert = convert, .skip = skip, .remain = len };
-	if (len <= FETCH_INLINE_MAX) {
-		stream_fill(&m->stream, &f->line, (size_t)len);
+}
+
+/* Sets up the bytes of BINARY[sec]: a range of the mapping, or the part
+ * decoded into m->decoded. False when there is no such part; the caller
+ * has checked the encoding (msg_check_binary). */
+static bool binary_source(struct fetch_msg *m, const struct fetch_section *sec, struct src *src, bool *convert_r)
+{
+	const struct mime_part *p;
+	enum mime_cte cte;
+	if (!binary_part(m, sec, &p, &cte))
+		return false;
+	bool whole = sec->part[0] == '\0';
+	*src = (struct src){ .kind = SRC_RANGE, .data = m->data, .sec = sec };
+	if (cte == MIME_CTE_7BIT || cte == MIME_CTE_BINARY || cte == MIME_CTE_UNKNOWN) {
+		src->start = whole ? 0 : p->body_start;
+		src->end = whole ? m->size : p->body_end;
+		/* Text lines end with CRLF as in BODY[]; binary data is
+		 * sent as stored. */
+		*convert_r = cte == MIME_CTE_7BIT && msg_convert(m);
+		return true;
+	}
+	if (m->decoded_part != p || m->decoded_header != whole) {
+		buf_clear(&m->decoded);
+		if (whole)
+			append_crlf(&m->decoded, m->data, p->header_start, p->body_start);
+		if (cte == MIME_CTE_BASE64)
+			mime_decode_base64(m->data + p->body_start, p->body_end - p->body_start, &m->decoded);
+		else
+			mime_decode_qp(m->data + p->body_start, p->body_end - p->body_start, &m->decoded);
+		m->decoded_part = p;
+		m->decoded_header = whole;
+	}
+	src->data = m->decoded.data != NULL ? m->decoded.data : "";
+	src->start = 0;
+	src->end = m->decoded.len;
+	*convert_r = false;
+	return true;
+}
+
+/* RFC 3516 4.2: BINARY of an encoding we can't decode is NO
+ * [UNKNOWN-CTE]. Checked for every BINARY item before the message's
+ * response starts, so no response is left half written. */
+static bool msg_check_binary(struct fetch_cmd *f, struct fetch_msg *m)
+{
+	for (size_t i = 0; i < f->req.count; i++) {
+		const struct fetch_item *it = &f->req.items[i];
+		const struct mime_part *p;
+		enum mime_cte cte;
+		if ((it->type == FETCH_BINARY || it->type == FETCH_BINARY_SIZE) &&
+		    binary_part(m, it->section, &p, &cte) && cte == MIME_CTE_UNKNOWN)
+			return false;
+	}
+	return true;
+}
+
+/* BINARY[...]<origin> and BINARY.SIZE[...] (RFC 3516 4.3). */
+static void binary_begin(struct session *s, struct fetch_cmd *f, const struct fetch_item *it)
+{
+	struct fetch_msg *m = &f->msg;
+	const struct fetch_section *sec = it->section;
+	struct src src;
+	bool convert;
+	buf_append_str(&f->line, sec->name);
+	if (sec->partial)
+		buf_printf(&f->line, "<%llu>", (unsigned long long)sec->origin);
+	bool found = binary_source(m, sec, &src, &convert);
+	if (it->type == FETCH_BINARY_SIZE) {
+		/* A part that does not exist has nothing: size 0. */
+		buf_printf(&f->line, " %llu", found ? (unsigned long long)src_total(&src, convert) : 0ULL);
 		return;
 	}
-	/* Sizing may have touched every page: give them back before sending. */
-	if (m->map != NULL && m->map_size > FETCH_RELEASE_STEP) {
-		(void)madvise(m->map, m->map_size, MADV_DONTNEED);
-		m->released = 0;
+	if (!found) {
+		buf_append_str(&f->line, " NIL");
+		return;
 	}
-	flush_line(s, f);
-	m->streaming = true;
+	struct stream st = window(&src, convert, sec, src_total(&src, convert));
+	st.keep_nul = true;
+	/* RFC 3516 4.3: literal8 when the data holds NUL. Without conversion
+	 * the window is a plain range and is checked exactly; with it, the
+	 * whole section (a literal8 is always allowed here). */
+	const char *from = src.data + src.start + (convert ? 0 : st.skip);
+	size_t n = convert ? src.end - src.start : (size_t)st.remain;
+	bool literal8 = n > 0 && memchr(from, '\0', n) != NULL;
+	literal_begin(s, f, &st, literal8);
 }
 
 /* Continues the section being streamed; true when it is finished. */
@@ -598,7 +751,7 @@ static bool section_continue(struct session *s, struct fetch_cmd *f)
 		bool done = stream_fill(&m->stream, &f->chunk, FETCH_INLINE_MAX);
 		if (f->chunk.len > 0)
 			conn_write(s->conn, f->chunk.data, f->chunk.len);
-		if (m->stream.slice != NULL && m->stream.src.kind == SRC_RANGE)
+		if (m->stream.slice != NULL && m->stream.src.kind == SRC_RANGE && m->stream.src.data == m->data)
 			msg_release_pages(m, (size_t)(m->stream.slice + m->stream.slice_off - m->data));
 		if (done || f->chunk.len == 0) {
 			m->streaming = false;
@@ -663,6 +816,12 @@ static bool msg_continue(struct session *s, struct fetch_cmd *f)
 			break;
 		case FETCH_SECTION:
 			section_begin(s, f, it->section);
+			if (m->streaming && !section_continue(s, f))
+				return false;
+			break;
+		case FETCH_BINARY:
+		case FETCH_BINARY_SIZE:
+			binary_begin(s, f, it);
 			if (m->streaming && !section_continue(s, f))
 				return false;
 			break;
@@ -765,7 +924,9 @@ static int mark_seen(struct session *s, struct fetch_cmd *f)
 	f->seen_set = xcalloc(f->set.count ? f->set.count : 1, 1);
 	bool sets_seen = false;
 	for (size_t i = 0; i < f->req.count; i++) {
-		if (f->req.items[i].type == FETCH_SECTION && !f->req.items[i].section->peek)
+		/* RFC 3516 4.2: BINARY[] sets \Seen as BODY[] does. */
+		enum fetch_item_type t = f->req.items[i].type;
+		if ((t == FETCH_SECTION || t == FETCH_BINARY) && !f->req.items[i].section->peek)
 			sets_seen = true;
 	}
 	if (!sets_seen || sel->readonly)
@@ -897,6 +1058,12 @@ void cmd_fetch(struct session *s, const struct imap_command *cmd)
 		case FETCH_BODY:
 		case FETCH_BODYSTRUCTURE:
 		case FETCH_RFC822_SIZE:
+			f->need_meta = true;
+			break;
+		case FETCH_BINARY:
+		case FETCH_BINARY_SIZE:
+			f->has_binary = true;
+			f->need_body = true;
 			f->need_meta = true;
 			break;
 		case FETCH_SECTION:

@@ -73,6 +73,8 @@ void session_capabilities(const struct session *s, struct buf *out)
 		"WITHIN",	/* RFC 5032 */
 		"SAVEDATE",	/* RFC 8514 */
 		"OBJECTID",	/* RFC 8474 */
+		"BINARY",	/* RFC 3516 */
+		"SEARCHRES",	/* RFC 5182 */
 	};
 	for (size_t i = 0; i < sizeof(after_login) / sizeof(after_login[0]); i++)
 		buf_printf(out, " %s", after_login[i]);

@@ -313,6 +313,20 @@ int mime_decode_header_value(const char *in, size_t len, struct buf *out)
 	return ret;
 }
 
+enum mime_cte mime_part_cte(const struct mime_part *part)
+{
+	const char *enc = part->encoding;
+	if (enc == NULL || enc[0] == '\0' || strcasecmp(enc, "7bit") == 0 || strcasecmp(enc, "8bit") == 0)
+		return MIME_CTE_7BIT;
+	if (strcasecmp(enc, "binary") == 0)
+		return MIME_CTE_BINARY;
+	if (strcasecmp(enc, "base64") == 0)
+		return MIME_CTE_BASE64;
+	if (strcasecmp(enc, "quoted-printable") == 0)
+		return MIME_CTE_QP;
+	return MIME_CTE_UNKNOWN;
+}
+
 int mime_body_to_utf8(const struct mime_part *part, const char *data,
 		      struct buf *out)
 {

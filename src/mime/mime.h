@@ -136,6 +136,19 @@ void mime_header_unfold(const char *value, size_t len, struct buf *out);
 
 /* ---- decoding (mime-decode.c) ---- */
 
+/* A part's Content-Transfer-Encoding (RFC 2045 6.1), as FETCH BINARY
+ * needs it (RFC 3516 4.2). */
+enum mime_cte {
+	MIME_CTE_7BIT,		/* 7bit, 8bit or none given: lines of text */
+	MIME_CTE_BINARY,	/* binary: bytes as they are */
+	MIME_CTE_BASE64,
+	MIME_CTE_QP,		/* quoted-printable */
+	MIME_CTE_UNKNOWN,	/* anything else (x-uuencode, ...) */
+};
+/* Names compare without case; parameters or comments were already
+ * dropped by the parser. */
+enum mime_cte mime_part_cte(const struct mime_part *part);
+
 /* Appends decoded bytes. Both are lenient and never fail: quoted-printable
  * keeps a malformed '=' as is, base64 skips bytes outside its alphabet and
  * stops at padding (RFC 2045 6.7, 6.8). */

@@ -547,7 +547,7 @@ def test_errors():
         "FETCH 1 BODY[MIME]": "MIME needs a part number",
         "FETCH 1 BODY[]<5>": "Partial must be",
         "FETCH 1 BODY[HEADER.FIELDS]": "parenthesised list",
-        "FETCH 1 BINARY[1]": "BINARY is not supported",
+        "FETCH 1 BINARY[HEADER]": "part numbers only",
         "FETCH 2 FLAGS": "Invalid message sequence number",
         "FETCH 0 FLAGS": "Invalid sequence set",
         "FETCH x FLAGS": "Invalid sequence set",

@@ -93,7 +93,24 @@ static const struct fcase cases[] = {
 	{ "BODY[]<99999999999999999999.1>", NULL, "Partial must be" },
 	{ "BODY[]<0.1>x", NULL, "Unexpected text" },
 	{ "BODY[]x", NULL, "Unexpected text" },
-	{ "BINARY[1]", NULL, "BINARY is not supported" },
+	/* RFC 3516: BINARY sections are part numbers only; SIZE has no
+	 * partial and never sets \Seen. */
+	{ "BINARY[]", "BINARY[]", NULL },
+	{ "binary[1.2]", "BINARY[1.2]", NULL },
+	{ "BINARY.PEEK[3]<0.100>", "BINARY[3]/peek<0.100>", NULL },
+	{ "BINARY.SIZE[1]", "BINARY.SIZE[1]/peek", NULL },
+	{ "(BINARY[1] BINARY.PEEK[1] BINARY.SIZE[1] BODY[1])",
+	  "BINARY[1] BINARY.SIZE[1]/peek BODY[1]", NULL },
+	{ "(BINARY.PEEK[1] BINARY.PEEK[2])", "BINARY[1]/peek BINARY[2]/peek", NULL },
+	{ "BINARY[1.MIME]", NULL, "part numbers only" },
+	{ "BINARY[HEADER]", NULL, "part numbers only" },
+	{ "BINARY[0]", NULL, "part numbers only" },
+	{ "BINARY[1..2]", NULL, "part numbers only" },
+	{ "BINARY[1 2]", NULL, "separated by '.'" },
+	{ "BINARY.SIZE[1]<0.5>", NULL, "Unexpected text" },
+	{ "BINARY[1]<0.0>", NULL, "octets greater than 0" },
+	{ "BINARY", NULL, "Unknown FETCH data item" },
+	{ "BINARY.PEEK", NULL, "Unknown FETCH data item" },
 	{ "RFC822.SIZEX", NULL, "Unknown FETCH data item" },
 };
 
@@ -116,7 +133,7 @@ static void render(const struct fetch_request *req, struct buf *out)
 		const struct fetch_item *it = &req->items[i];
 		if (i > 0)
 			buf_append_char(out, ' ');
-		if (it->type != FETCH_SECTION) {
+		if (it->section == NULL) {
 			buf_append_str(out, names[it->type]);
 			continue;
 		}
