@@ -135,6 +135,15 @@ void cmd_enable(struct session *s, const struct imap_command *cmd)
 			s->qresync = true;
 			s->condstore = true;
 			buf_append_str(&enabled, " QRESYNC");
+		} else if (strcasecmp(name, "IMAP4rev2") == 0 && !s->rev2) {
+			/* RFC 9051 6.3.1 and Appendix E: no \Recent, ESEARCH for
+			 * every SEARCH, LIST on SELECT, and mailbox names and
+			 * quoted strings in UTF-8 (as UTF8=ACCEPT, which is not
+			 * announced as enabled: it wasn't asked for). */
+			s->rev2 = true;
+			s->utf8 = true;
+			imap_parser_set_utf8(s->parser, true);
+			buf_append_str(&enabled, " IMAP4rev2");
 		} else if (strcasecmp(name, "UTF8=ACCEPT") == 0 && !s->utf8) {
 			/* RFC 6855 3: names and quoted strings in UTF-8 from now on. */
 			s->utf8 = true;

@@ -380,8 +380,13 @@ static void send_list_item(struct session *s, const struct list_options *o, cons
 	buf_printf(&line, "* %s (", o->lsub ? "LSUB" : "LIST");
 	size_t mark = line.len;
 #define ATTR(text) do { if (line.len > mark) buf_append_char(&line, ' '); buf_append_str(&line, text); } while (0)
+	/* RFC 5258 3 and RFC 9051 7.3.1: a name no mailbox has is
+	 * \NonExistent (which implies \Noselect) when it is listed for a
+	 * selection option, and under IMAP4rev2 always (here a level above
+	 * a mailbox is never a mailbox itself). IMAP4rev1 LIST and LSUB
+	 * keep \Noselect, the only word RFC 3501 has. */
 	if (!item->exists)
-		ATTR(o->select_subscribed && !item->has_children ? "\\NonExistent" : "\\Noselect");
+		ATTR(o->select_subscribed || (s->rev2 && !o->lsub) ? "\\NonExistent" : "\\Noselect");
 	if (!o->lsub || o->return_children) {
 		/* RFC 3348: children means existing mailboxes below. */
 		ATTR(item->has_children ? "\\HasChildren" : "\\HasNoChildren");
@@ -413,6 +418,33 @@ static void send_list_item(struct session *s, const struct list_options *o, cons
 			buf_free(&status);
 		}
 	}
+}
+
+int session_list_one(struct session *s, const char *utf8_name, struct buf *out)
+{
+	struct store_mailbox_entry *entries = NULL;
+	size_t count = 0;
+	if (store_mailbox_list(s->store, &entries, &count) < 0)
+		return -1;
+	size_t len = strlen(utf8_name);
+	bool children = false;
+	enum store_special_use use = STORE_SPECIAL_NONE;
+	for (size_t i = 0; i < count; i++) {
+		if (entries[i].id == 0)
+			continue;	/* a subscription only */
+		if (strcmp(entries[i].name, utf8_name) == 0)
+			use = entries[i].special_use;
+		else if (strncmp(entries[i].name, utf8_name, len) == 0 && entries[i].name[len] == '/')
+			children = true;
+	}
+	store_mailbox_list_free(&entries, count);
+	buf_printf(out, "* LIST (%s", children ? "\\HasChildren" : "\\HasNoChildren");
+	if (use != STORE_SPECIAL_NONE)
+		buf_printf(out, " %s", special_use_names[use]);
+	buf_append_str(out, ") \"/\" ");
+	session_write_mailbox(s, out, utf8_name);
+	buf_append_str(out, "\r\n");
+	return 0;
 }
 
 static bool item_selected(const struct list_options *o, const struct list_item *item)

@@ -327,5 +327,6 @@ void cmd_search(struct session *s, const struct imap_command *cmd)
 	run->started_ms = ev_clock_ms();
 	ev_timer_init(&run->timer, resume, run);
 	search_plan_init(&run->plan, &run->query, s->store, s->selected, (int64_t)time(NULL));
+	run->plan.no_recent = s->rev2;
 	step(run);
 }

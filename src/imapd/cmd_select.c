@@ -60,6 +60,12 @@ static void send_select_responses(struct session *s)
 	/* RFC 8474 4.2: the mailbox's object id, stable across RENAME. */
 	if (sel->mailboxid[0] != '\0')
 		buf_printf(&line, "* OK [MAILBOXID (%s)] Ok\r\n", sel->mailboxid);
+	/* RFC 9051 6.3.2: under IMAP4rev2 a LIST response names the mailbox
+	 * as the server spells it ("inbox" comes back as INBOX) with accurate
+	 * attributes. A store failure here only loses that line: the view is
+	 * loaded and the SELECT itself stands. */
+	if (s->rev2 && session_list_one(s, sel->name, &line) < 0)
+		log_msg(LOG_ERROR, "select_list_failed", "session %s mailbox %s", s->id, sel->name);
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
 }
@@ -220,6 +226,10 @@ static void select_or_examine(struct session *s, const struct imap_command *cmd,
 		buf_free(&name);
 		return;
 	}
+	/* INBOX is case-insensitive (RFC 9051 5.1): the view keeps the
+	 * canonical spelling, which the LIST response reports. */
+	if (strncasecmp(name.data, "INBOX", 5) == 0 && (name.len == 5 || name.data[5] == '/'))
+		memcpy(name.data, "INBOX", 5);
 	if (s->selected != NULL) {
 		/* RFC 9051 6.3.2: the previous mailbox is closed without expunge,
 		 * and CLOSED marks where its updates end. */

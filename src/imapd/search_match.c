@@ -728,11 +728,11 @@ static bool eval(struct msg_state *m, const struct search_key *key)
 	case SEARCH_UNKEYWORD:
 		return !has_keyword(msg, key);
 	case SEARCH_NEW:
-		return selected_is_recent(sel, msg) && !(msg->flags & STORE_FLAG_SEEN);
+		return !m->plan->no_recent && selected_is_recent(sel, msg) && !(msg->flags & STORE_FLAG_SEEN);
 	case SEARCH_OLD:
-		return !selected_is_recent(sel, msg);
+		return m->plan->no_recent || !selected_is_recent(sel, msg);
 	case SEARCH_RECENT:
-		return selected_is_recent(sel, msg);
+		return !m->plan->no_recent && selected_is_recent(sel, msg);
 	case SEARCH_LARGER:
 		return msg->size > key->number;
 	case SEARCH_SMALLER:

@@ -31,6 +31,9 @@ struct search_plan {
 	struct store *store;
 	const struct selected *sel;
 	int64_t now;			/* seconds since the epoch, for OLDER/YOUNGER */
+	/* IMAP4rev2 enabled: no message is \Recent (RFC 9051 Appendix E),
+	 * so RECENT and NEW match nothing and OLD everything. */
+	bool no_recent;
 	unsigned bodies_opened;		/* messages whose file was read so far */
 	int errno_failure;		/* an ERROR not from the store (mmap): errno */
 };

@@ -47,7 +47,13 @@ bool session_starttls_available(const struct session *s)
 
 void session_capabilities(const struct session *s, struct buf *out)
 {
-	buf_append_str(out, "IMAP4rev1");
+	/* RFC 9051 6.1.1, 6.3.1: both revisions; a client opts into
+	 * IMAP4rev2 with ENABLE. IMAP4rev2 includes LITERAL- (non-synchronizing
+	 * literals up to 4096 bytes); LITERAL+ below allows them at any size
+	 * (RFC 7888 4), so LITERAL- itself is not announced: a server offers
+	 * one of the two, and a client reading LITERAL- would limit itself
+	 * for nothing. */
+	buf_append_str(out, "IMAP4rev1 IMAP4rev2");
 	if (s->state == SESSION_NOT_AUTHENTICATED) {
 		if (session_starttls_available(s))
 			buf_append_str(out, " STARTTLS");

@@ -143,6 +143,11 @@ int session_mailbox_from_wire(const struct session *s, const struct imap_arg *ar
 int session_pattern_from_wire(const struct session *s, const struct imap_arg *arg,
 			      struct buf *utf8_r, const char **error_r);
 void session_write_mailbox(const struct session *s, struct buf *out, const char *utf8_name);
+/* Appends "* LIST (attributes) "/" name\r\n" for the existing mailbox
+ * utf8_name (RFC 9051 6.3.2: SELECT and EXAMINE send it under IMAP4rev2):
+ * children and special use, as LIST would. 0, or -1 when the store
+ * failed (nothing appended). */
+int session_list_one(struct session *s, const char *utf8_name, struct buf *out);
 
 /* Command handlers, one file per family. */
 void cmd_capability(struct session *s, const struct imap_command *cmd);
