@@ -72,6 +72,8 @@ class Run:
     def ok(self, what):
         assert self.rc == 0, f"{what}: mbsync exited {self.rc}:\n{self.out[-6000:]}"
         bad = [l for l in self.out.splitlines() if re.match(r"(Error|Warning|IMAP error)", l)]
+        # Every command succeeded: no tagged NO or BAD from postern.
+        bad += re.findall(r"(?m)^\d+ (?:NO|BAD) .*$", self.out)
         assert not bad, f"{what}: {bad}\n{self.out[-6000:]}"
         return self
 

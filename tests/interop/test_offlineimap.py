@@ -1,0 +1,193 @@
+"""offlineimap keeps a local Maildir tree and postern in step, over
+implicit TLS (993, ssl = yes) and over STARTTLS (143, ssl = no with
+starttls = yes): initial pull of several folders, local flag change, new
+local message, local deletion and a new local folder pushed, a server-side
+expunge and flag change pulled, then a run that must change nothing.
+
+offlineimap runs one-shot (-o -u basic) with -d imap, so its output holds
+the IMAP exchange: a failed assertion shows exactly what was said."""
+import ast
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import harness
+import syncclients as sc
+from harness import PASSWORDS, Server
+
+MUTATING = ("APPEND", "STORE", "EXPUNGE", "CREATE", "DELETE", "RENAME", "COPY", "MOVE")
+
+
+def binary():
+    for name in ("offlineimap", "offlineimap3"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise harness.Skip("offlineimap is not installed (Debian package offlineimap)")
+
+
+def write_config(tmp, port, tls, cert):
+    root = os.path.join(tmp, "mail")
+    os.makedirs(root)
+    conf = os.path.join(tmp, "offlineimaprc")
+    ssl = "ssl = yes\nstarttls = no" if tls == "implicit" else "ssl = no\nstarttls = yes"
+    with open(conf, "w") as f:
+        f.write(f"""[general]
+accounts = test
+metadata = {tmp}/metadata
+
+[Account test]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = {root}
+sep = /
+
+[Repository remote]
+type = IMAP
+remotehost = localhost
+remoteport = {port}
+remoteuser = alice
+remotepass = {PASSWORDS['alice']}
+{ssl}
+sslcacertfile = {cert}
+timeout = 20
+""")
+    return conf, root
+
+
+class Run:
+    def __init__(self, conf):
+        proc = subprocess.run([binary(), "-c", conf, "-o", "-u", "basic", "-d", "imap"],
+                              capture_output=True, text=True, timeout=90)
+        self.rc = proc.returncode
+        self.out = proc.stdout + proc.stderr
+        # Commands offlineimap sent (imaplib2's writer prints the repr of
+        # each write), without their tags.
+        self.sent = []
+        for mo in re.finditer(r"(?m)writer > (b(['\"]).*\2)$", self.out):
+            data = ast.literal_eval(mo.group(1)).decode("utf-8", "replace")
+            cmd = re.match(r"[A-Z]{4}\d+ (.*)\r\n$", data)
+            if cmd:
+                self.sent.append(cmd.group(1))
+
+    def ok(self, what):
+        assert self.rc == 0, f"{what}: offlineimap exited {self.rc}:\n{self.out[-6000:]}"
+        bad = [l for l in self.out.splitlines() if re.match(r"\s*(ERROR|WARNING|Traceback)", l)]
+        # Every command succeeded: no tagged NO or BAD from postern.
+        bad += re.findall(r"reader < b['\"][A-Z]{4}\d+ (?:NO|BAD) .*", self.out)
+        assert not bad, f"{what}: {bad}\n{self.out[-6000:]}"
+        return self
+
+    def commands(self, verb):
+        return [c for c in self.sent if re.match(r"(UID )?%s\b" % verb, c)]
+
+    def mutating(self):
+        return [c for c in self.sent if re.match(r"(UID )?(%s)\b" % "|".join(MUTATING), c)]
+
+
+def scenario(listener, tls):
+    binary()
+    if not sc.localhost_is_loopback():
+        raise harness.Skip("localhost is not 127.0.0.1 here; offlineimap must connect by the cert's name")
+    server = Server()
+    sc.seed(server)
+    tmp = tempfile.mkdtemp(prefix="postern-offlineimap-")
+    conf, root = write_config(tmp, server.ports[listener], tls, server.cert)
+
+    # 1. Initial pull: every folder, every message byte for byte, flags.
+    run = Run(conf).ok("initial pull")
+    if tls == "starttls":
+        assert run.sent.index("STARTTLS") < run.sent.index("AUTHENTICATE PLAIN"), run.sent
+        server.wait_log(r"event=login [^\n]*user=alice[^\n]*tls=TLSv1\.[23]")
+    else:
+        assert "STARTTLS" not in run.sent, run.sent
+    assert not run.mutating(), run.mutating()
+    folders = sc.maildir_folders(root)
+    assert set(folders) == {"INBOX", "Work", "Work/Projects", "Sent", "Drafts", "Trash", "Junk",
+                            "Archive"}, folders
+    before = sc.server_state(server)
+    for box in sc.FOLDERS:
+        local = sc.maildir_messages(folders[box])
+        assert set(local) == {sc.msgid(box, 1), sc.msgid(box, 2)}, (box, local)
+        for i in (1, 2):
+            _, flags, body = local[sc.msgid(box, i)]
+            assert sc.crlf(body) == sc.message(box, i), (box, i, body)
+            assert flags == ("F" if i == 2 else ""), (box, i, flags)
+    for box in ("Sent", "Drafts", "Trash", "Junk", "Archive"):
+        assert sc.maildir_messages(folders[box]) == {}, box
+
+    # 2. Local changes: \Seen on INBOX 1, INBOX 2 deleted, a new message in
+    # Work/Projects, a new folder Personal with one message.
+    inbox = sc.maildir_messages(folders["INBOX"])
+    sc.set_maildir_flags(inbox[sc.msgid("INBOX", 1)][0], "S")
+    os.unlink(inbox[sc.msgid("INBOX", 2)][0])
+    new_msg = sc.message("Work/Projects", 3, " (written locally)").replace(b"\r\n", b"\n")
+    sc.deliver_local(folders["Work/Projects"], "1700000000.local1.host:2,", new_msg)
+    personal = os.path.join(root, "Personal")
+    sc.make_maildir(personal)
+    sc.deliver_local(personal, "1700000000.local2.host:2,", sc.message("Personal", 1).replace(b"\r\n", b"\n"))
+
+    run = Run(conf).ok("push")
+    stores = run.commands("STORE")
+    assert any(re.match(r"UID STORE 1 \+FLAGS(\.SILENT)? \(\\Seen\)", c) for c in stores), run.sent
+    assert any(re.match(r"UID STORE 2 \+FLAGS(\.SILENT)? \(\\Deleted\)", c) for c in stores), run.sent
+    assert any(re.match(r'CREATE "?Personal"?$', c) for c in run.sent), run.sent
+    appends = run.commands("APPEND")
+    assert len(appends) == 2, appends
+    after = sc.server_state(server)
+    assert set(after) == set(before) | {"Personal"}, after.keys()
+    assert after["INBOX"]["msgs"][sc.msgid("INBOX", 1)][1] == {"\\Seen"}, after["INBOX"]
+    assert set(after["INBOX"]["msgs"]) == {sc.msgid("INBOX", 1)}, after["INBOX"]["msgs"].keys()
+    projects = after["Work/Projects"]["msgs"]
+    assert set(projects) == {sc.msgid("Work/Projects", i) for i in (1, 2, 3)}, projects.keys()
+    assert projects[sc.msgid("Work/Projects", 3)][2] == sc.crlf(new_msg), projects
+    assert projects[sc.msgid("Work/Projects", 3)][0] == 3, projects
+    assert list(after["Personal"]["msgs"]) == [sc.msgid("Personal", 1)], after["Personal"]
+    assert after["Work"] == before["Work"], (before["Work"], after["Work"])
+    # The pushed message stays one local copy, now named with its server UID
+    # (offlineimap learns it from APPENDUID).
+    local = sc.maildir_messages(folders["Work/Projects"])
+    assert set(local) == set(projects), local.keys()
+    assert ",U=3," in os.path.basename(local[sc.msgid("Work/Projects", 3)][0]), local
+
+    # 3. Server side: expunge Work 2, \Answered on Work/Projects 1.
+    m = sc.imap(server)
+    m.select("Work")
+    typ, data = m.uid("STORE", "2", "+FLAGS", r"(\Deleted)")
+    assert typ == "OK", data
+    typ, data = m.expunge()
+    assert typ == "OK" and data == [b"2"], (typ, data)
+    m.select("Work/Projects")
+    typ, data = m.uid("STORE", "1", "+FLAGS", r"(\Answered)")
+    assert typ == "OK", data
+    m.logout()
+
+    run = Run(conf).ok("pull expunge")
+    assert not run.mutating(), run.mutating()
+    work = sc.maildir_messages(folders["Work"])
+    assert set(work) == {sc.msgid("Work", 1)}, work.keys()
+    local = sc.maildir_messages(folders["Work/Projects"])
+    assert local[sc.msgid("Work/Projects", 1)][1] == "R", local
+    assert local[sc.msgid("Work/Projects", 2)][1] == "F", local
+
+    # 4. Nothing changed anywhere: a run changes nothing, on either side.
+    server_before = sc.server_state(server)
+    local_before = sc.maildir_snapshot(root)
+    run = Run(conf).ok("no-op run")
+    assert not run.mutating(), run.mutating()
+    assert sc.server_state(server) == server_before
+    assert sc.maildir_snapshot(root) == local_before
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_offlineimap_imaps():
+    scenario("imaps", "implicit")
+
+
+def test_offlineimap_starttls():
+    scenario("imap", "starttls")
