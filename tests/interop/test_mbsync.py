@@ -118,12 +118,14 @@ def scenario(listener, ssltype):
         assert sc.maildir_messages(folders[box]) == {}, box
 
     # 2. Local changes: \Seen on INBOX 1, INBOX 2 deleted, a new message in
-    # Work/Projects, a new folder Personal with one message.
+    # Work/Projects, a big one (a streamed APPEND) in Work, a new folder
+    # Personal with one message.
     inbox = sc.maildir_messages(folders["INBOX"])
     sc.set_maildir_flags(inbox[sc.msgid("INBOX", 1)][0], "S")
     os.unlink(inbox[sc.msgid("INBOX", 2)][0])
     new_msg = sc.message("Work/Projects", 3, " (written locally)").replace(b"\r\n", b"\n")
     sc.deliver_local(folders["Work/Projects"], "1700000000.local1.host", new_msg)
+    sc.deliver_local(folders["Work"], "1700000000.local3.host", sc.big_message())
     personal = os.path.join(root, "Personal")
     sc.make_maildir(personal)
     sc.deliver_local(personal, "1700000000.local2.host", sc.message("Personal", 1).replace(b"\r\n", b"\n"))
@@ -134,7 +136,7 @@ def scenario(listener, ssltype):
     assert any(re.match(r"UID STORE 2 \+FLAGS(\.SILENT)? \(\\Deleted\)", c) for c in stores), run.sent
     assert any(c.startswith('CREATE "Personal"') or c.startswith("CREATE Personal") for c in run.sent), run.sent
     appends = run.commands("APPEND")
-    assert len(appends) == 2, appends
+    assert len(appends) == 3, appends
     after = sc.server_state(server)
     assert set(after) == set(before) | {"Personal"}, after.keys()
     assert after["INBOX"]["msgs"][sc.msgid("INBOX", 1)][1] == {"\\Seen"}, after["INBOX"]
@@ -144,7 +146,10 @@ def scenario(listener, ssltype):
     assert untagged(projects[sc.msgid("Work/Projects", 3)][2]) == sc.crlf(new_msg), projects
     assert projects[sc.msgid("Work/Projects", 3)][0] == 3, projects
     assert list(after["Personal"]["msgs"]) == [sc.msgid("Personal", 1)], after["Personal"]
-    assert after["Work"] == before["Work"], (before["Work"], after["Work"])
+    assert untagged(after['Work']['msgs'][sc.BIG_ID][2]) == sc.crlf(sc.big_message())
+    assert after["Work"]["msgs"][sc.BIG_ID][0] == 3, after["Work"]["msgs"].keys()
+    del after["Work"]["msgs"][sc.BIG_ID]
+    assert after["Work"]["msgs"] == before["Work"]["msgs"], (before["Work"], after["Work"])
     # The pushed message stays one local copy (mbsync renames it with its UID).
     local = sc.maildir_messages(folders["Work/Projects"])
     assert set(local) == set(projects), local.keys()
@@ -164,7 +169,7 @@ def scenario(listener, ssltype):
     run = Run(rc).ok("pull expunge")
     assert not run.mutating(), run.mutating()
     work = sc.maildir_messages(folders["Work"])
-    assert set(work) == {sc.msgid("Work", 1)}, work.keys()
+    assert set(work) == {sc.msgid("Work", 1), sc.BIG_ID}, work.keys()
     local = sc.maildir_messages(folders["Work/Projects"])
     assert local[sc.msgid("Work/Projects", 1)][1] == "R", local
     assert local[sc.msgid("Work/Projects", 2)][1] == "F", local

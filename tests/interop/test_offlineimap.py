@@ -122,12 +122,14 @@ def scenario(listener, tls):
         assert sc.maildir_messages(folders[box]) == {}, box
 
     # 2. Local changes: \Seen on INBOX 1, INBOX 2 deleted, a new message in
-    # Work/Projects, a new folder Personal with one message.
+    # Work/Projects, a big one (a streamed APPEND) in Work, a new folder
+    # Personal with one message.
     inbox = sc.maildir_messages(folders["INBOX"])
     sc.set_maildir_flags(inbox[sc.msgid("INBOX", 1)][0], "S")
     os.unlink(inbox[sc.msgid("INBOX", 2)][0])
     new_msg = sc.message("Work/Projects", 3, " (written locally)").replace(b"\r\n", b"\n")
     sc.deliver_local(folders["Work/Projects"], "1700000000.local1.host:2,", new_msg)
+    sc.deliver_local(folders["Work"], "1700000000.local3.host:2,", sc.big_message())
     personal = os.path.join(root, "Personal")
     sc.make_maildir(personal)
     sc.deliver_local(personal, "1700000000.local2.host:2,", sc.message("Personal", 1).replace(b"\r\n", b"\n"))
@@ -138,7 +140,7 @@ def scenario(listener, tls):
     assert any(re.match(r"UID STORE 2 \+FLAGS(\.SILENT)? \(\\Deleted\)", c) for c in stores), run.sent
     assert any(re.match(r'CREATE "?Personal"?$', c) for c in run.sent), run.sent
     appends = run.commands("APPEND")
-    assert len(appends) == 2, appends
+    assert len(appends) == 3, appends
     after = sc.server_state(server)
     assert set(after) == set(before) | {"Personal"}, after.keys()
     assert after["INBOX"]["msgs"][sc.msgid("INBOX", 1)][1] == {"\\Seen"}, after["INBOX"]
@@ -148,7 +150,10 @@ def scenario(listener, tls):
     assert projects[sc.msgid("Work/Projects", 3)][2] == sc.crlf(new_msg), projects
     assert projects[sc.msgid("Work/Projects", 3)][0] == 3, projects
     assert list(after["Personal"]["msgs"]) == [sc.msgid("Personal", 1)], after["Personal"]
-    assert after["Work"] == before["Work"], (before["Work"], after["Work"])
+    assert after['Work']['msgs'][sc.BIG_ID][2] == sc.crlf(sc.big_message())
+    assert after["Work"]["msgs"][sc.BIG_ID][0] == 3, after["Work"]["msgs"].keys()
+    del after["Work"]["msgs"][sc.BIG_ID]
+    assert after["Work"]["msgs"] == before["Work"]["msgs"], (before["Work"], after["Work"])
     # The pushed message stays one local copy, now named with its server UID
     # (offlineimap learns it from APPENDUID).
     local = sc.maildir_messages(folders["Work/Projects"])
@@ -170,7 +175,7 @@ def scenario(listener, tls):
     run = Run(conf).ok("pull expunge")
     assert not run.mutating(), run.mutating()
     work = sc.maildir_messages(folders["Work"])
-    assert set(work) == {sc.msgid("Work", 1)}, work.keys()
+    assert set(work) == {sc.msgid("Work", 1), sc.BIG_ID}, work.keys()
     local = sc.maildir_messages(folders["Work/Projects"])
     assert local[sc.msgid("Work/Projects", 1)][1] == "R", local
     assert local[sc.msgid("Work/Projects", 2)][1] == "F", local

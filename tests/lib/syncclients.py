@@ -23,6 +23,17 @@ def message(folder, i, extra=""):
             f"Body of {folder} {i}.\r\nSecond line.\r\n").encode()
 
 
+def big_message():
+    """About 440 KB in LF form: above postern's 256 KiB threshold, so its
+    APPEND is streamed to disk (the LIMIT_STREAM_THRESHOLD path)."""
+    lines = b"".join(b"line %06d " % i + b"x" * 60 + b"\n" for i in range(6000))
+    return (b"From: Alice <alice@example.org>\nSubject: a big one\n"
+            b"Message-ID: <big-1@example.org>\n\n" + lines)
+
+
+BIG_ID = "<big-1@example.org>"
+
+
 def msgid(folder, i):
     return f"<{folder.replace('/', '-')}-{i}@example.org>"
 
