@@ -4,6 +4,11 @@ starttls = yes): initial pull of several folders, local flag change, new
 local message, local deletion and a new local folder pushed, a server-side
 expunge and flag change pulled, then a run that must change nothing.
 
+offlineimap 8.0.0 checks the certificate against sslcacertfile only with
+ssl = yes: over STARTTLS it calls imaplib2's starttls() without ca_certs
+and accepts any certificate (seen by hand with a wrong sslcacertfile), so
+the STARTTLS run proves the upgrade and the login over TLS, not the chain.
+
 offlineimap runs one-shot (-o -u basic) with -d imap, so its output holds
 the IMAP exchange: a failed assertion shows exactly what was said."""
 import ast
