@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "net/tls.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct metrics_worker;
@@ -20,6 +21,7 @@ struct worker_start {
 	const int *listen_fds;
 	size_t listen_count;
 	struct metrics_worker *metrics;	/* the worker's shared slot, or NULL */
+	bool reload_at_start;		/* the master has reloaded since boot: read the file again */
 };
 
 /* Runs a worker until SIGTERM has drained it; returns the exit status. */
@@ -27,6 +29,9 @@ int worker_run(const struct worker_start *start);
 
 /* `postern serve`: returns the process exit status. */
 int master_run(struct config *cfg);
+
+/* errors' text for a log value, without its trailing newlines. */
+const char *daemon_error_text(struct buf *errors);
 
 /* Loads a config for reload; NULL (errors logged) when it is not valid. */
 struct config *daemon_reload_config(const char *path);

@@ -386,7 +386,7 @@ static void send_list_item(struct session *s, const struct list_options *o, cons
 		/* RFC 3348: children means existing mailboxes below. */
 		ATTR(item->has_children ? "\\HasChildren" : "\\HasNoChildren");
 	}
-	if (item->exists && item->special_use != STORE_SPECIAL_NONE &&
+	if (item->exists && item->special_use != STORE_SPECIAL_NONE && !o->lsub &&
 	    (!o->extended || o->return_special_use || o->select_special_use))
 		ATTR(special_use_names[item->special_use]);
 	if (item->subscribed && (o->return_subscribed || o->select_subscribed))
@@ -476,21 +476,6 @@ static void run_list(struct session *s, const char *tag, struct list_options *o)
 	session_ok(s, tag, "%s completed", o->lsub ? "LSUB" : "LIST");
 }
 
-/* RFC 3501 9: list-mailbox = 1*list-char / string, where list-char is
- * ATOM-CHAR, list-wildcards or "]". A bare `*` or `work/%` (curl, imaplib)
- * is an atom the parser keeps whole but that is no astring. */
-static bool is_list_mailbox_atom(const struct imap_arg *arg)
-{
-	if (!imap_arg_is_atom(arg) || arg->len == 0)
-		return false;
-	for (size_t i = 0; i < arg->len; i++) {
-		unsigned char c = (unsigned char)arg->str[i];
-		if (c <= 0x20 || c >= 0x7f || strchr("(){\"\\", c) != NULL)
-			return false;
-	}
-	return true;
-}
-
 /* Pattern canonical form: reference + pattern, INBOX upper-cased. */
 static int add_pattern(struct session *s, struct list_options *o, const char *ref,
 		       const struct imap_arg *arg, const char **error_r)
@@ -499,15 +484,8 @@ static int add_pattern(struct session *s, struct list_options *o, const char *re
 		*error_r = "Too many patterns";
 		return -1;
 	}
-	struct imap_arg as_string;
-	if (is_list_mailbox_atom(arg)) {
-		/* Same bytes; only the astring check would refuse the wildcards. */
-		as_string = *arg;
-		as_string.type = IMAP_ARG_STRING;
-		arg = &as_string;
-	}
 	struct buf pattern = BUF_INIT;
-	if (session_mailbox_from_wire(s, arg, &pattern, error_r) < 0) {
+	if (session_pattern_from_wire(s, arg, &pattern, error_r) < 0) {
 		buf_free(&pattern);
 		return -1;
 	}
@@ -590,7 +568,7 @@ static void list_or_lsub(struct session *s, const struct imap_command *cmd, bool
 	if (cmd->arg_count < i + 2)
 		goto bad;
 	struct buf ref = BUF_INIT;
-	if (session_mailbox_from_wire(s, &cmd->args[i], &ref, &error) < 0) {
+	if (session_pattern_from_wire(s, &cmd->args[i], &ref, &error) < 0) {
 		buf_free(&ref);
 		goto bad;
 	}

@@ -206,6 +206,9 @@ void session_store_error(struct session *s, const char *tag, const char *what)
 	}
 }
 
+static int name_from_wire(const struct session *s, const struct imap_arg *arg,
+			  struct buf *utf8_r, const char **error_r);
+
 int session_mailbox_from_wire(const struct session *s, const struct imap_arg *arg,
 			      struct buf *utf8_r, const char **error_r)
 {
@@ -213,6 +216,22 @@ int session_mailbox_from_wire(const struct session *s, const struct imap_arg *ar
 		*error_r = "Mailbox name must be an atom or a string";
 		return -1;
 	}
+	return name_from_wire(s, arg, utf8_r, error_r);
+}
+
+int session_pattern_from_wire(const struct session *s, const struct imap_arg *arg,
+			      struct buf *utf8_r, const char **error_r)
+{
+	if (!imap_arg_is_list_mailbox(arg) || imap_arg_has_nul(arg)) {
+		*error_r = "Mailbox pattern must be an atom, with % and * allowed, or a string";
+		return -1;
+	}
+	return name_from_wire(s, arg, utf8_r, error_r);
+}
+
+static int name_from_wire(const struct session *s, const struct imap_arg *arg,
+			  struct buf *utf8_r, const char **error_r)
+{
 	buf_clear(utf8_r);
 	if (s->utf8) {
 		if (!imap_utf8_is_valid(arg->str, arg->len)) {
