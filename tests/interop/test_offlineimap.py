@@ -9,6 +9,22 @@ ssl = yes: over STARTTLS it calls imaplib2's starttls() without ca_certs
 and accepts any certificate (seen by hand with a wrong sslcacertfile), so
 the STARTTLS run proves the upgrade and the login over TLS, not the chain.
 
+Over STARTTLS with TLS 1.3, offlineimap 8.0.0 (imaplib2 3.05) now and then
+never sends the CAPABILITY it writes right after the handshake: about 3 in
+100 connections, none with TLS 1.2 (measured with imaplib2 alone). strace
+of the postern worker shows the handshake complete (client Finished read,
+the two session tickets written, then read() -> EAGAIN) and no byte from
+the client after it until it gives up; imaplib2 logs "writer > CAPABILITY"
+all the same. imaplib2 restarts its reader thread right after the
+handshake, and that thread reads the session tickets with SSL_read while
+the writer thread calls SSL_write on the same SSL object: OpenSSL does not
+allow that. Implicit TLS is not affected: there the client reads the
+greeting (and the tickets with it) before it writes. It is a client bug,
+so Run() starts that one run again when, and only when, it is this hang:
+offlineimap's "Failed to start TLS connection: command: CAPABILITY" plus a
+postern session that timed out before login with TLS up. The test
+server's login_timeout is 5 s so that such a hang ends quickly.
+
 offlineimap runs one-shot (-o -u basic) with -d imap, so its output holds
 the IMAP exchange: a failed assertion shows exactly what was said."""
 import ast
@@ -65,12 +81,30 @@ timeout = 20
     return conf, root
 
 
+STARTTLS_HANG = "Failed to start TLS connection: command: CAPABILITY"
+
+
+# A postern session closed by login_timeout before login, with TLS up.
+HANG_LOG = r"event=disconnect [^\n]*user=- reason=timeout [^\n]*tls=TLSv1\.3"
+
+
+def starttls_hangs(server):
+    return len(re.findall(HANG_LOG, server.read_log()))
+
+
 class Run:
-    def __init__(self, conf):
-        proc = subprocess.run([binary(), "-c", conf, "-o", "-u", "basic", "-d", "imap"],
-                              capture_output=True, text=True, timeout=90)
-        self.rc = proc.returncode
-        self.out = proc.stdout + proc.stderr
+    def __init__(self, conf, server, retries=2):
+        for attempt in range(retries + 1):
+            hangs = starttls_hangs(server)
+            proc = subprocess.run([binary(), "-c", conf, "-o", "-u", "basic", "-d", "imap"],
+                                  capture_output=True, text=True, timeout=90)
+            self.rc = proc.returncode
+            self.out = proc.stdout + proc.stderr
+            if not (self.rc != 0 and STARTTLS_HANG in self.out):
+                break
+            server.wait_log(HANG_LOG, count=hangs + 1, timeout=15)
+            print(f"     note: offlineimap's imaplib2 STARTTLS/TLS 1.3 hang (client bug), "
+                  f"run again ({attempt + 1})")
         # Commands offlineimap sent (imaplib2's writer prints the repr of
         # each write), without their tags.
         self.sent = []
@@ -99,13 +133,13 @@ def scenario(listener, tls):
     binary()
     if not sc.localhost_is_loopback():
         raise harness.Skip("localhost is not 127.0.0.1 here; offlineimap must connect by the cert's name")
-    server = Server()
+    server = Server(extra="login_timeout = 5")
     sc.seed(server)
     tmp = tempfile.mkdtemp(prefix="postern-offlineimap-")
     conf, root = write_config(tmp, server.ports[listener], tls, server.cert)
 
     # 1. Initial pull: every folder, every message byte for byte, flags.
-    run = Run(conf).ok("initial pull")
+    run = Run(conf, server).ok("initial pull")
     if tls == "starttls":
         assert run.sent.index("STARTTLS") < run.sent.index("AUTHENTICATE PLAIN"), run.sent
         server.wait_log(r"event=login [^\n]*user=alice[^\n]*tls=TLSv1\.[23]")
@@ -139,7 +173,7 @@ def scenario(listener, tls):
     sc.make_maildir(personal)
     sc.deliver_local(personal, "1700000000.local2.host:2,", sc.message("Personal", 1).replace(b"\r\n", b"\n"))
 
-    run = Run(conf).ok("push")
+    run = Run(conf, server).ok("push")
     stores = run.commands("STORE")
     assert any(re.match(r"UID STORE 1 \+FLAGS(\.SILENT)? \(\\Seen\)", c) for c in stores), run.sent
     assert any(re.match(r"UID STORE 2 \+FLAGS(\.SILENT)? \(\\Deleted\)", c) for c in stores), run.sent
@@ -177,7 +211,7 @@ def scenario(listener, tls):
     assert typ == "OK", data
     m.logout()
 
-    run = Run(conf).ok("pull expunge")
+    run = Run(conf, server).ok("pull expunge")
     assert not run.mutating(), run.mutating()
     work = sc.maildir_messages(folders["Work"])
     assert set(work) == {sc.msgid("Work", 1), sc.BIG_ID}, work.keys()
@@ -188,7 +222,7 @@ def scenario(listener, tls):
     # 4. Nothing changed anywhere: a run changes nothing, on either side.
     server_before = sc.server_state(server)
     local_before = sc.maildir_snapshot(root)
-    run = Run(conf).ok("no-op run")
+    run = Run(conf, server).ok("no-op run")
     assert not run.mutating(), run.mutating()
     assert sc.server_state(server) == server_before
     assert sc.maildir_snapshot(root) == local_before
