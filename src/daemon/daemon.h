@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct metrics_worker;
+struct shcount;
 
 /* Everything a worker starts from. The fds are the bound listening sockets,
  * in the order of cfg->listeners. */
@@ -20,6 +21,8 @@ struct worker_start {
 	const int *listen_fds;
 	size_t listen_count;
 	struct metrics_worker *metrics;	/* the worker's shared slot, or NULL */
+	struct shcount *counts;		/* limits shared by every worker (the worker
+					 * clears its own table at start) */
 };
 
 /* Runs a worker until SIGTERM has drained it; returns the exit status. */
