@@ -112,11 +112,13 @@ class Server:
         if start:
             self.start()
 
-    def start(self, expect_fail=False, timeout=20):
+    def start(self, expect_fail=False, timeout=20, env=None):
+        """env: extra environment variables for the server process."""
         self.log = open(self.log_path, "ab")
         log_start = self.log.tell()
+        full_env = dict(os.environ, **(env or {}))
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
+                                     stderr=subprocess.STDOUT, cwd=self.dir, env=full_env)
         _servers.append(self)
         if expect_fail:
             try:
@@ -244,8 +246,17 @@ def client_tls_context(minimum=None, maximum=None):
 class Client:
     """A line-oriented IMAP client for tests: raw bytes in, lines out."""
 
-    def __init__(self, port, tls=False, timeout=10, context=None, server_hostname=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, tls=False, timeout=10, context=None, server_hostname=None,
+                 source=None, rcvbuf=None):
+        """source: local address to connect from ("127.0.0.2"); rcvbuf: a
+        small receive buffer for a client that plays a slow reader."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect(("127.0.0.1", port))
         if tls:
             self.sock = (context or client_tls_context()).wrap_socket(
                 self.sock, server_hostname=server_hostname)
