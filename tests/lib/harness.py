@@ -116,7 +116,10 @@ class Server:
         """env: extra environment variables for the server process."""
         self.log = open(self.log_path, "ab")
         log_start = self.log.tell()
-        full_env = dict(os.environ, **(env or {}))
+        # A test runner started by systemd must not have its servers
+        # report to the runner's own manager.
+        full_env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        full_env.update(env or {})
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.dir, env=full_env)
         _servers.append(self)
