@@ -112,8 +112,10 @@ class Server:
         if start:
             self.start()
 
-    def start(self, expect_fail=False, timeout=20, env=None):
-        """env: extra environment variables for the server process."""
+    def start(self, expect_fail=False, timeout=20, env=None, ready="log"):
+        """env: extra environment variables for the server process.
+        ready: "log" waits for the master's ready line; "port" (for a
+        server that logs to syslog) until the first listener accepts."""
         self.log = open(self.log_path, "ab")
         log_start = self.log.tell()
         # A test runner started by systemd must not have its servers
@@ -132,6 +134,16 @@ class Server:
         # The master logs "ready" after every listener is bound; probing
         # the ports instead would count as connections in the metrics.
         deadline = time.monotonic() + timeout
+        if ready == "port":
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", next(iter(self.ports.values())))) == 0:
+                        return 0
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"server never listened:\n{self.read_log()}")
+                time.sleep(0.02)
         while "event=ready" not in self.read_log()[log_start:]:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
