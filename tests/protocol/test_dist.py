@@ -160,3 +160,44 @@ def test_systemd_unit():
         problems = [l for l in (out.stdout + out.stderr).splitlines()
                     if re.search(r"Unknown|Invalid|Failed to parse|unsupported", l, re.I)]
         assert not problems, problems
+
+
+def config_keys():
+    with open(os.path.join(ROOT, "src", "core", "config.c")) as f:
+        text = f.read()
+    keys = set(re.findall(r'^\s+[GLC]\("([a-z_]+)"', text, re.M))
+    keys |= set(re.findall(r'^\s+\{ "([a-z_]+)", SEC_METRICS', text, re.M))
+    assert len(keys) > 30, keys
+    return keys
+
+
+def test_every_config_key_is_in_the_man_page_and_the_docs():
+    with open(os.path.join(ROOT, "man", "postern.conf.5")) as f:
+        man = f.read()
+    with open(os.path.join(ROOT, "docs", "configuration.md")) as f:
+        docs = f.read()
+    missing_man = [k for k in config_keys() if not re.search(rf"^\.BR {k} ", man, re.M)]
+    missing_docs = [k for k in config_keys() if f"`{k}`" not in docs]
+    assert not missing_man and not missing_docs, (missing_man, missing_docs)
+
+
+def test_make_install_with_prefix_and_destdir():
+    import tempfile
+    dest = tempfile.mkdtemp(prefix="postern-install-")
+    binary = os.path.relpath(os.environ.get("POSTERN_BIN", os.path.join(ROOT, "build", "asan", "postern")), ROOT)
+    out = subprocess.run(["make", "-s", "install", f"INSTALL_BIN={binary}", "PREFIX=/usr", f"DESTDIR={dest}"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for path in ("usr/sbin/postern", "usr/share/man/man8/postern.8", "usr/share/man/man5/postern.conf.5",
+                 "usr/lib/systemd/system/postern.service", "usr/share/doc/postern/operations.md",
+                 "usr/share/doc/postern/configuration.md", "usr/share/doc/postern/grafana-dashboard.json",
+                 "usr/share/doc/postern/prometheus-alerts.yml"):
+        assert os.path.isfile(os.path.join(dest, path)), path
+    assert os.access(os.path.join(dest, "usr/sbin/postern"), os.X_OK)
+    with open(os.path.join(dest, "usr/lib/systemd/system/postern.service")) as f:
+        assert "ExecStart=/usr/sbin/postern serve -c /etc/postern/postern.conf" in f.read()
+    if shutil.which("man"):
+        page = subprocess.run(["man", "-l", os.path.join(dest, "usr/share/man/man5/postern.conf.5")],
+                              capture_output=True, text=True, env=dict(os.environ, MANWIDTH="100"))
+        assert "max_connections_per_ip" in page.stdout
+    shutil.rmtree(dest)
