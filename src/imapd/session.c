@@ -826,6 +826,10 @@ static void count_close(struct session *s)
 		METRIC_INC(m->connections_closed[index][metrics_close_from(reason)]);
 	if (reason != NULL && strncmp(reason, "tls_failed", 10) == 0)
 		METRIC_INC(m->tls_failures[metrics_tls_failure_from(reason)]);
+	/* The conn closed it (conn_set_output_limit); the other limits are
+	 * counted where they are decided. */
+	if (reason != NULL && strcmp(reason, "limit: output buffer") == 0)
+		METRIC_INC(m->limits[METRICS_LIMIT_OUTPUT_BUFFER]);
 }
 
 static void session_free(struct session *s)

@@ -180,6 +180,7 @@ def test_output_piling_up_past_max_output_buffer_disconnects():
     other = logged_in(server, "bob")
     other.expect_ok("NOOP")
     assert metric(server, 'postern_connections_closed_total{listener="plain",outcome="limit"}') == 1
+    assert metric(server, 'postern_limit_exceeded_total{limit="output_buffer"}') == 1
     flood.close()
 
 
