@@ -257,6 +257,8 @@ def test_promtool_accepts_the_exposition():
 
 def test_metrics_section_without_address_defaults_to_loopback_9143():
     with socket.socket() as probe:
+        # As the server does: a port left in TIME_WAIT by an earlier run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", 9143))
         except OSError:
