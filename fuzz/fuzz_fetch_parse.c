@@ -1,5 +1,6 @@
 /* libFuzzer target for FETCH data items: the input is the text after
- * "a FETCH 1 ", run through the command parser and then fetch_parse(), and
+ * "a FETCH 1 ", run through the command parser and then fetch_parse() (and
+ * fetch_parse_modifiers() on a third argument), and
  * also handed to fetch_parse_item() raw (bytes the command parser would
  * refuse must still be safe there). */
 #include "core/buf.h"
@@ -26,8 +27,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
 	size_t consumed = 0;
 	if (imap_parser_feed(p, line.data, line.len, &consumed) == IMAP_PARSE_COMMAND) {
 		const struct imap_command *cmd = imap_parser_command(p);
-		if (cmd->arg_count == 2 && fetch_parse(&cmd->args[1], &req, &error) == 0)
+		if (cmd->arg_count >= 2 && fetch_parse(&cmd->args[1], &req, &error) == 0)
 			fetch_request_free(&req);
+		struct fetch_modifiers mods;
+		if (cmd->arg_count == 3)
+			(void)fetch_parse_modifiers(&cmd->args[2], &mods, &error);
 	}
 	buf_free(&line);
 	imap_parser_free(&p);

@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "net/tls.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct metrics_worker;
@@ -23,6 +24,7 @@ struct worker_start {
 	struct metrics_worker *metrics;	/* the worker's shared slot, or NULL */
 	struct shcount *counts;		/* limits shared by every worker (the worker
 					 * clears its own table at start) */
+	bool reload_at_start;		/* the master has reloaded since boot: read the file again */
 };
 
 /* Runs a worker until SIGTERM has drained it; returns the exit status. */
@@ -30,6 +32,9 @@ int worker_run(const struct worker_start *start);
 
 /* `postern serve`: returns the process exit status. */
 int master_run(struct config *cfg);
+
+/* errors' text for a log value, without its trailing newlines. */
+const char *daemon_error_text(struct buf *errors);
 
 /* Loads a config for reload; NULL (errors logged) when it is not valid. */
 struct config *daemon_reload_config(const char *path);

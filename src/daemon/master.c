@@ -53,6 +53,7 @@ struct master {
 	struct ev_timer cert_watch;
 	unsigned long long cert_fingerprint;
 	struct ev_timer stop_timer;
+	struct config *current;		/* the last valid reloaded config, or NULL */
 	struct metrics_shared *metrics;
 	struct shcount *counts;		/* connection and session limits, shared */
 	int metrics_fd;			/* bound [metrics] socket until the endpoint takes it */
@@ -62,13 +63,20 @@ struct master {
 	int worker_status;
 };
 
+const char *daemon_error_text(struct buf *errors)
+{
+	/* Several lines become one log value; the last newline is noise. */
+	while (errors->len > 0 && errors->data[errors->len - 1] == '\n')
+		errors->data[--errors->len] = '\0';
+	return errors->data != NULL ? errors->data : "";
+}
+
 struct config *daemon_reload_config(const char *path)
 {
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
 	struct buf errors = BUF_INIT;
 	if (config_load(cfg, path, &errors) < 0) {
-		log_msg(LOG_ERROR, "reload_failed", "configuration not reloaded: %s",
-			errors.data ? errors.data : "");
+		log_msg(LOG_ERROR, "reload_failed", "configuration not reloaded: %s", daemon_error_text(&errors));
 		buf_free(&errors);
 		config_free(cfg);
 		free(cfg);
@@ -223,6 +231,7 @@ static void start_worker(struct worker_slot *slot)
 			.counts = m->counts,
 			.index = slot->index,
 			.cfg = m->cfg,
+			.reload_at_start = m->current != NULL,
 			.tls = m->tls ? tls_server_ref(m->tls) : NULL,
 			.listen_fds = m->listen_fds,
 			.listen_count = m->listen_count,
@@ -324,8 +333,7 @@ static bool master_reload_files(struct master *m)
 		struct buf errors = BUF_INIT;
 		struct tls_server *tls = tls_server_new(cfg, &errors);
 		if (tls == NULL) {
-			log_msg(LOG_ERROR, "reload_failed", "certificates not reloaded: %s",
-				errors.data ? errors.data : "");
+			log_msg(LOG_ERROR, "reload_failed", "certificates not reloaded: %s", daemon_error_text(&errors));
 			buf_free(&errors);
 			config_free(cfg);
 			free(cfg);
@@ -337,8 +345,13 @@ static bool master_reload_files(struct master *m)
 		m->tls = tls;	/* what restarted workers start from */
 		m->cert_fingerprint = tls_files_fingerprint(cfg);
 	}
-	config_free(cfg);
-	free(cfg);
+	/* The watch follows the files this config names, and a worker
+	 * restarted from now on loads it too. */
+	if (m->current != NULL) {
+		config_free(m->current);
+		free(m->current);
+	}
+	m->current = cfg;
 	signal_workers(m, SIGHUP);
 	return true;
 }
@@ -389,12 +402,15 @@ static void signal_cb(void *ctx, uint32_t events)
 static void cert_watch_cb(void *ctx)
 {
 	struct master *m = ctx;
-	unsigned long long fp = tls_files_fingerprint(m->cfg);
+	const struct config *cfg = m->current != NULL ? m->current : m->cfg;
+	unsigned long long fp = tls_files_fingerprint(cfg);
 	if (fp != m->cert_fingerprint && !m->stopping) {
 		m->cert_fingerprint = fp;
 		master_reload(m, "certificate files changed on disk");
+		cfg = m->current != NULL ? m->current : m->cfg;
 	}
-	ev_timer_start(m->loop, &m->cert_watch, (uint64_t)m->cfg->tls_watch_interval * 1000);
+	if (cfg->tls_watch_interval > 0)
+		ev_timer_start(m->loop, &m->cert_watch, (uint64_t)cfg->tls_watch_interval * 1000);
 }
 
 static int setup_signals(struct master *m)
@@ -498,6 +514,11 @@ static void render_metrics(void *ctx, struct buf *body)
 
 static void master_cleanup(struct master *m)
 {
+	if (m->current != NULL) {
+		config_free(m->current);
+		free(m->current);
+		m->current = NULL;
+	}
 	metrics_http_free(&m->metrics_http);
 	if (m->metrics_fd >= 0)
 		close(m->metrics_fd);

@@ -130,8 +130,7 @@ static void worker_reload(struct worker *w)
 		struct buf errors = BUF_INIT;
 		tls = tls_server_new(cfg, &errors);
 		if (tls == NULL) {
-			log_msg(LOG_ERROR, "reload_failed", "certificates not reloaded: %s",
-				errors.data ? errors.data : "");
+			log_msg(LOG_ERROR, "reload_failed", "certificates not reloaded: %s", daemon_error_text(&errors));
 			buf_free(&errors);
 			config_free(cfg);
 			free(cfg);
@@ -301,6 +300,8 @@ int worker_run(const struct worker_start *start)
 		if (ev_io_set(w.loop, &w.inotify_io, EPOLLIN) < 0)
 			notify_deinit(&w.imapd);
 	}
+	if (start->reload_at_start)
+		worker_reload(&w);
 	log_msg(LOG_DEBUG, "worker_started", "worker %u", w.index);
 	status = ev_loop_run(w.loop) == 0 ? 0 : 1;
 out:

@@ -367,6 +367,10 @@ int fetch_parse_item(const char *text, size_t len, struct fetch_request *req, co
 		{ "ENVELOPE", FETCH_ENVELOPE },
 		{ "BODYSTRUCTURE", FETCH_BODYSTRUCTURE },
 		{ "BODY", FETCH_BODY },
+		{ "MODSEQ", FETCH_MODSEQ },
+		{ "EMAILID", FETCH_EMAILID },
+		{ "THREADID", FETCH_THREADID },
+		{ "SAVEDATE", FETCH_SAVEDATE },
 	};
 	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
 		if (strlen(simple[i].name) == len && strncasecmp(text, simple[i].name, len) == 0) {
@@ -465,6 +469,54 @@ int fetch_parse(const struct imap_arg *arg, struct fetch_request *req_r, const c
 		}
 		if (fetch_parse_item(a->str, a->len, req_r, error_r) < 0) {
 			fetch_request_free(req_r);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* mod-sequence-valzer = "0" / mod-sequence-value: 1*DIGIT up to 2^63-1
+ * (RFC 7162 7). */
+static bool parse_modseq(const struct imap_arg *arg, uint64_t *value_r)
+{
+	if (!imap_arg_is_atom(arg) || arg->len == 0)
+		return false;
+	struct cursor c = { .s = arg->str, .len = arg->len };
+	return take_number(&c, false, value_r) && at_end(&c);
+}
+
+int fetch_parse_modifiers(const struct imap_arg *list, struct fetch_modifiers *mods_r, const char **error_r)
+{
+	*mods_r = (struct fetch_modifiers){ 0 };
+	if (!imap_arg_is_list(list) || list->list_count == 0) {
+		*error_r = "FETCH modifiers must be a non-empty parenthesised list";
+		return -1;
+	}
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (!imap_arg_is_atom(a)) {
+			*error_r = "FETCH modifiers are atoms";
+			return -1;
+		}
+		if (strcasecmp(a->str, "CHANGEDSINCE") == 0) {
+			if (mods_r->changedsince_given) {
+				*error_r = "CHANGEDSINCE given twice";
+				return -1;
+			}
+			if (i + 1 >= list->list_count || !parse_modseq(&list->list[i + 1], &mods_r->changedsince)) {
+				*error_r = "CHANGEDSINCE needs a mod-sequence (a number below 2^63)";
+				return -1;
+			}
+			mods_r->changedsince_given = true;
+			i++;
+		} else if (strcasecmp(a->str, "VANISHED") == 0) {
+			if (mods_r->vanished) {
+				*error_r = "VANISHED given twice";
+				return -1;
+			}
+			mods_r->vanished = true;
+		} else {
+			*error_r = "Unknown FETCH modifier (CHANGEDSINCE and VANISHED are known)";
 			return -1;
 		}
 	}

@@ -31,6 +31,10 @@ enum fetch_item_type {
 	/* BODY[...], BODY.PEEK[...], and RFC822, RFC822.HEADER, RFC822.TEXT,
 	 * which are the same with another name in the response. */
 	FETCH_SECTION,
+	FETCH_MODSEQ,		/* RFC 7162 3.1.4 */
+	FETCH_EMAILID,		/* RFC 8474 5.1 */
+	FETCH_THREADID,		/* RFC 8474 5.2 */
+	FETCH_SAVEDATE,		/* RFC 8514 4.1 */
 };
 
 enum fetch_section_text {
@@ -65,6 +69,19 @@ struct fetch_request {
 	struct fetch_item *items;	/* in the order asked, duplicates dropped */
 	size_t count;
 };
+
+/* RFC 4466 fetch-modifiers that postern knows (RFC 7162 3.1.4.1, 3.2.6). */
+struct fetch_modifiers {
+	bool changedsince_given;
+	uint64_t changedsince;		/* mod-sequence-valzer: 0 .. 2^63-1 */
+	bool vanished;
+};
+
+/* Parses the parenthesised fetch-modifier list "(CHANGEDSINCE 12
+ * VANISHED)": names case-insensitive, each at most once, unknown ones a
+ * BAD (RFC 4466 2.4). Whether VANISHED is allowed here (UID FETCH, QRESYNC
+ * enabled, with CHANGEDSINCE) is the caller's to check. */
+int fetch_parse_modifiers(const struct imap_arg *list, struct fetch_modifiers *mods_r, const char **error_r);
 
 /* Parses the data-item argument of FETCH: a macro, one item, or a
  * parenthesised list of items (RFC 3501 9: "ALL" / "FULL" / "FAST" /

@@ -1073,6 +1073,22 @@ void imap_parser_reset(struct imap_parser *p)
 
 /* ---- argument helpers ---- */
 
+bool imap_arg_is_list_mailbox(const struct imap_arg *arg)
+{
+	if (imap_arg_is_string(arg))
+		return true;
+	if (arg->type != IMAP_ARG_ATOM)
+		return false;
+	/* RFC 9051 9: list-mailbox = 1*list-char / string, where list-char
+	 * adds the wildcards % and * to ASTRING-CHAR. */
+	for (size_t i = 0; i < arg->len; i++) {
+		unsigned char c = (unsigned char)arg->str[i];
+		if (!is_atom_char(c) && c != ']' && c != '%' && c != '*')
+			return false;
+	}
+	return arg->len > 0;
+}
+
 bool imap_arg_is_atom(const struct imap_arg *arg)
 {
 	return arg->type == IMAP_ARG_ATOM;

@@ -162,6 +162,8 @@ bool imap_arg_is_string(const struct imap_arg *arg);
 bool imap_arg_is_astring(const struct imap_arg *arg);
 /* A LITERAL whose bytes went to a sink (imap_parser_literal_stream). */
 bool imap_arg_is_streamed(const struct imap_arg *arg);
+/* A LIST pattern: an astring that may also hold the wildcards % and *. */
+bool imap_arg_is_list_mailbox(const struct imap_arg *arg);
 bool imap_arg_is_nil(const struct imap_arg *arg);	/* the atom NIL, any case */
 bool imap_arg_is_list(const struct imap_arg *arg);
 /* True when an astring/string holds a NUL byte: such text can't be a C string. */

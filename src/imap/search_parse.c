@@ -21,6 +21,8 @@ enum search_arg_kind {
 	ARG_HEADER,	/* HEADER field string */
 	ARG_ONE_KEY,	/* NOT key */
 	ARG_TWO_KEYS,	/* OR key key */
+	ARG_MODSEQ,	/* MODSEQ ["/flags/x" priv|shared|all] 620162338 */
+	ARG_OBJECTID,	/* EMAILID M6d99ac3275bb4e */
 };
 
 struct search_key_def {
@@ -43,11 +45,13 @@ static const struct search_key_def key_defs[] = {
 	{ "CC", SEARCH_HEADER, ARG_ASTRING, 0, "Cc" },
 	{ "DELETED", SEARCH_FLAG, ARG_NONE, SEARCH_FLAG_DELETED, NULL },
 	{ "DRAFT", SEARCH_FLAG, ARG_NONE, SEARCH_FLAG_DRAFT, NULL },
+	{ "EMAILID", SEARCH_EMAILID, ARG_OBJECTID, 0, NULL },
 	{ "FLAGGED", SEARCH_FLAG, ARG_NONE, SEARCH_FLAG_FLAGGED, NULL },
 	{ "FROM", SEARCH_HEADER, ARG_ASTRING, 0, "From" },
 	{ "HEADER", SEARCH_HEADER, ARG_HEADER, 0, NULL },
 	{ "KEYWORD", SEARCH_KEYWORD, ARG_KEYWORD, 0, NULL },
 	{ "LARGER", SEARCH_LARGER, ARG_NUMBER, 0, NULL },
+	{ "MODSEQ", SEARCH_MODSEQ, ARG_MODSEQ, 0, NULL },
 	{ "NEW", SEARCH_NEW, ARG_NONE, 0, NULL },
 	{ "NOT", SEARCH_NOT, ARG_ONE_KEY, 0, NULL },
 	{ "OLD", SEARCH_OLD, ARG_NONE, 0, NULL },
@@ -66,6 +70,7 @@ static const struct search_key_def key_defs[] = {
 	{ "SMALLER", SEARCH_SMALLER, ARG_NUMBER, 0, NULL },
 	{ "SUBJECT", SEARCH_HEADER, ARG_ASTRING, 0, "Subject" },
 	{ "TEXT", SEARCH_TEXT, ARG_ASTRING, 0, NULL },
+	{ "THREADID", SEARCH_THREADID, ARG_OBJECTID, 0, NULL },
 	{ "TO", SEARCH_HEADER, ARG_ASTRING, 0, "To" },
 	{ "UID", SEARCH_UID, ARG_SEQSET, 0, NULL },
 	{ "UNANSWERED", SEARCH_UNFLAG, ARG_NONE, SEARCH_FLAG_ANSWERED, NULL },
@@ -191,6 +196,59 @@ static int parse_number(const struct imap_arg *arg, uint32_t *n_r)
 	return 0;
 }
 
+/* mod-sequence-valzer (RFC 7162 7): 0 .. 2^63-1. */
+static int parse_modseq(const struct imap_arg *arg, uint64_t *n_r)
+{
+	if (!imap_arg_is_atom(arg) || arg->len == 0 || arg->len > 19)
+		return -1;
+	uint64_t n = 0;
+	for (size_t i = 0; i < arg->len; i++) {
+		if (arg->str[i] < '0' || arg->str[i] > '9')
+			return -1;
+		n = n * 10 + (uint64_t)(arg->str[i] - '0');
+	}
+	if (n > INT64_MAX)
+		return -1;
+	*n_r = n;
+	return 0;
+}
+
+/* RFC 7162 7: entry-flag-name = DQUOTE "/flags/" attr-flag DQUOTE, where
+ * attr-flag is a system flag or a keyword; checked for form only, since
+ * postern keeps one modseq per message, not per flag (3.1.5 allows a
+ * server to use the message's modseq). */
+static bool entry_name_valid(const struct imap_arg *arg)
+{
+	static const char prefix[] = "/flags/";
+	if (!imap_arg_is_string(arg) || imap_arg_has_nul(arg) || arg->len <= sizeof(prefix) - 1 ||
+	    strncasecmp(arg->str, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	const char *flag = arg->str + sizeof(prefix) - 1;
+	size_t len = arg->len - (sizeof(prefix) - 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)flag[i];
+		if (ch <= 0x20 || ch >= 0x7f || strchr("(){%*\"]", ch) != NULL)
+			return false;
+		if (ch == '\\' && i != 0)
+			return false;
+	}
+	return !(flag[0] == '\\' && len == 1);
+}
+
+/* RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-"). */
+static bool objectid_valid(const struct imap_arg *arg)
+{
+	if (!imap_arg_is_atom(arg) || arg->len == 0 || arg->len > 255)
+		return false;
+	for (size_t i = 0; i < arg->len; i++) {
+		char ch = arg->str[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
 static struct search_key *key_new(enum search_key_type type)
 {
 	struct search_key *key = xcalloc(1, sizeof(*key));
@@ -258,6 +316,7 @@ static int parse_argument(struct parse_ctx *ctx, struct cursor *cur, const struc
 			[ARG_SEQSET] = "a UID set", [ARG_KEYWORD] = "a keyword",
 			[ARG_HEADER] = "a header field name and a string",
 			[ARG_ONE_KEY] = "a search key", [ARG_TWO_KEYS] = "two search keys",
+			[ARG_MODSEQ] = "a mod-sequence", [ARG_OBJECTID] = "an object id",
 		};
 		return fail(ctx, "Search key %s needs %s", def->name, wants[def->arg]);
 	}
@@ -281,6 +340,33 @@ static int parse_argument(struct parse_ctx *ctx, struct cursor *cur, const struc
 	case ARG_SEQSET:
 		cur->pos++;
 		return parse_seqset(ctx, arg, &key->set);
+	case ARG_MODSEQ:
+		/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type-req] modseq. */
+		cur->pos++;
+		ctx->query->has_modseq = true;
+		if (!imap_arg_is_atom(arg)) {
+			if (!entry_name_valid(arg))
+				return fail(ctx, "MODSEQ entry name must be a quoted \"/flags/<flag>\"");
+			if (cur->pos + 2 > cur->count)
+				return fail(ctx, "MODSEQ with an entry name needs priv, shared or all and a mod-sequence");
+			arg = &cur->args[cur->pos++];
+			if (!imap_arg_is_atom(arg) || (strcasecmp(arg->str, "priv") != 0 &&
+							strcasecmp(arg->str, "shared") != 0 &&
+							strcasecmp(arg->str, "all") != 0))
+				return fail(ctx, "MODSEQ entry type must be priv, shared or all");
+			arg = &cur->args[cur->pos++];
+		}
+		if (parse_modseq(arg, &key->modseq) < 0)
+			return fail(ctx, "Search key MODSEQ needs a mod-sequence (a number below 2^63), not %s",
+				    imap_arg_is_list(arg) ? "a list" : excerpt(arg, text, sizeof(text)));
+		return 0;
+	case ARG_OBJECTID:
+		cur->pos++;
+		if (!objectid_valid(arg))
+			return fail(ctx, "Search key %s needs an object id (letters, digits, '_' and '-')", def->name);
+		key->str = xstrndup(arg->str, arg->len);
+		key->str_len = arg->len;
+		return 0;
 	case ARG_NUMBER:
 	case ARG_NZNUMBER:
 		cur->pos++;

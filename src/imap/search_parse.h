@@ -3,8 +3,9 @@
  * turned into a tree of search keys nested at most LIMIT_SEARCH_DEPTH
  * deep. Pure syntax: nothing here knows a mailbox. Also the extensions that only add keys or result options:
  * RFC 4731 (ESEARCH: RETURN (MIN MAX ALL COUNT)), RFC 5032 (WITHIN:
- * OLDER, YOUNGER) and RFC 8514 (SAVEDATE: SAVEDBEFORE, SAVEDON,
- * SAVEDSINCE).
+ * OLDER, YOUNGER), RFC 8514 (SAVEDATE: SAVEDBEFORE, SAVEDON,
+ * SAVEDSINCE), RFC 7162 3.1.5 (CONDSTORE: MODSEQ) and RFC 8474 6
+ * (OBJECTID: EMAILID, THREADID).
  *
  *	search = "SEARCH" [SP "RETURN" SP "(" [opts] ")"]
  *		 [SP "CHARSET" SP astring] 1*(SP search-key)
@@ -54,6 +55,9 @@ enum search_key_type {
 	SEARCH_HEADER,		/* field, str: FROM, TO, CC, BCC, SUBJECT, HEADER */
 	SEARCH_BODY,		/* str */
 	SEARCH_TEXT,		/* str */
+	SEARCH_MODSEQ,		/* modseq: the message's modseq is at least this */
+	SEARCH_EMAILID,		/* str: RFC 8474 objectid */
+	SEARCH_THREADID,	/* str: RFC 8474 objectid */
 };
 
 /* System flags as search keys name them; the evaluator maps them to the
@@ -74,6 +78,7 @@ struct search_key {
 	enum search_flag flag;		/* FLAG, UNFLAG */
 	uint32_t number;		/* LARGER, SMALLER, OLDER, YOUNGER */
 	int64_t day;			/* date keys: days since 1970-01-01 */
+	uint64_t modseq;		/* MODSEQ; an entry name and type are checked, then dropped */
 	char *field;			/* HEADER: field name, NUL-terminated */
 	char *str;			/* the search string; may hold NULs */
 	size_t str_len;
@@ -90,6 +95,7 @@ struct search_query {
 	char *charset;			/* as given after CHARSET, or NULL */
 	bool esearch;			/* RETURN was given: answer with ESEARCH */
 	unsigned return_options;	/* SEARCH_RETURN_*; RETURN () means ALL */
+	bool has_modseq;		/* a MODSEQ key is used: the answer carries MODSEQ */
 	char error[200];		/* why parsing failed */
 };
 

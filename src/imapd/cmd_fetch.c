@@ -1,7 +1,11 @@
 /* FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2; RFC 9051 6.4.5, 7.5.2).
  *
  * What each item costs:
- * - UID, FLAGS, INTERNALDATE come from the selected view: no store access.
+ * - UID, FLAGS, INTERNALDATE, MODSEQ come from the selected view: no
+ *   store access.
+ * - EMAILID, SAVEDATE: one index row per message (store_message_get).
+ *   THREADID is always NIL: postern keeps no threads (RFC 8474 5.2
+ *   allows NIL for a server that doesn't).
  * - ENVELOPE, BODY, BODYSTRUCTURE, RFC822.SIZE come from the metadata
  *   computed when the message was stored (message_meta.h): one index
  *   lookup, the body file is not opened. Without metadata (older
@@ -30,6 +34,7 @@
 #include "imap/bodystructure.h"
 #include "imap/envelope.h"
 #include "imap/fetch_parse.h"
+#include "imap/seqset.h"
 #include "imapd/message_meta.h"
 #include "imapd/selected.h"
 #include "imapd/session.h"
@@ -88,6 +93,7 @@ struct fetch_msg {
 	size_t index;			/* in sel->msgs */
 	struct store_message_meta meta;
 	bool have_meta;
+	struct store_message_info info;	/* EMAILID, SAVEDATE */
 	struct message_extra extra;
 	bool have_extra;
 	char *map;			/* the body file, or NULL */
@@ -112,6 +118,8 @@ struct fetch_cmd {
 	bool in_msg;
 	struct fetch_msg msg;
 	bool need_meta, need_body;
+	bool need_info;			/* EMAILID or SAVEDATE asked */
+	bool has_modseq;		/* MODSEQ is among the items (asked or implied) */
 	bool expunged;			/* some message was gone from the store */
 	bool async;			/* s->busy was set */
 	struct buf line;		/* the response being built */
@@ -389,7 +397,9 @@ static bool section_source(struct fetch_msg *m, const struct fetch_section *sec,
 	return false;
 }
 
-static void write_internaldate(struct buf *out, int64_t t)
+/* name, a space and the RFC 3501 9 date-time of t; in UTC as the store
+ * keeps it. */
+static void write_date_time(struct buf *out, const char *name, int64_t t)
 {
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
@@ -397,8 +407,7 @@ static void write_internaldate(struct buf *out, int64_t t)
 	struct tm tm;
 	if (gmtime_r(&tt, &tm) == NULL)
 		memset(&tm, 0, sizeof(tm));
-	/* RFC 3501 9 date-time; kept in UTC as the store keeps it. */
-	buf_printf(out, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+	buf_printf(out, "%s \"%02d-%s-%04d %02d:%02d:%02d +0000\"", name, tm.tm_mday,
 		   months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
@@ -478,6 +487,8 @@ static int msg_begin(struct session *s, struct fetch_cmd *f, size_t pos)
 	struct fetch_msg *m = &f->msg;
 	*m = (struct fetch_msg){ .pos = pos, .index = f->set.index[pos] };
 	uint32_t uid = sel->msgs[m->index].uid;
+	if (f->need_info && store_message_get(s->store, sel->mailbox_id, uid, &m->info) < 0)
+		goto store_failed;
 	if (f->need_meta) {
 		if (store_message_meta_get(s->store, sel->mailbox_id, uid, &m->meta) < 0)
 			goto store_failed;
@@ -623,7 +634,24 @@ static bool msg_continue(struct session *s, struct fetch_cmd *f)
 			write_flags(s, m, &f->line);
 			break;
 		case FETCH_INTERNALDATE:
-			write_internaldate(&f->line, msg->internaldate);
+			write_date_time(&f->line, "INTERNALDATE", msg->internaldate);
+			break;
+		case FETCH_MODSEQ:
+			/* RFC 7162 3.1.4: permsg-modsequence in parentheses. */
+			buf_printf(&f->line, "MODSEQ (%llu)", (unsigned long long)msg->modseq);
+			break;
+		case FETCH_EMAILID:
+			buf_printf(&f->line, "EMAILID (%s)", m->info.emailid);
+			break;
+		case FETCH_THREADID:
+			buf_append_str(&f->line, "THREADID NIL");
+			break;
+		case FETCH_SAVEDATE:
+			/* RFC 8514 4.1: NIL when the message has no save date. */
+			if (m->info.savedate != 0)
+				write_date_time(&f->line, "SAVEDATE", m->info.savedate);
+			else
+				buf_append_str(&f->line, "SAVEDATE NIL");
 			break;
 		case FETCH_RFC822_SIZE:
 			buf_printf(&f->line, "RFC822.SIZE %llu", (unsigned long long)msg_imap_size(m));
@@ -645,6 +673,10 @@ static bool msg_continue(struct session *s, struct fetch_cmd *f)
 		if (m->need_space)
 			buf_append_char(&f->line, ' ');
 		write_flags(s, m, &f->line);
+		/* RFC 7162 3.1.4: under CONDSTORE a flag change carries its
+		 * modseq. */
+		if (s->condstore && !f->has_modseq)
+			buf_printf(&f->line, " MODSEQ (%llu)", (unsigned long long)msg->modseq);
 	}
 	buf_append_str(&f->line, ")\r\n");
 	flush_line(s, f);
@@ -775,6 +807,40 @@ static int mark_seen(struct session *s, struct fetch_cmd *f)
 	return 0;
 }
 
+/* RFC 7162 3.1.4.1: CHANGEDSINCE keeps the messages whose modseq is
+ * above it. */
+static void keep_changed_since(const struct selected *sel, struct msg_set *set, uint64_t changedsince)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < set->count; i++) {
+		if (sel->msgs[set->index[i]].modseq > changedsince)
+			set->index[n++] = set->index[i];
+	}
+	set->count = n;
+}
+
+/* Checks the fetch modifiers against the command and the session. */
+static int check_modifiers(const struct session *s, const struct fetch_modifiers *mods, const char **error_r)
+{
+	if (!mods->vanished)
+		return 0;
+	/* RFC 7162 3.2.6: VANISHED only in UID FETCH, only with
+	 * CHANGEDSINCE, and only once QRESYNC is enabled (3.2.3: BAD). */
+	if (!s->cmd_uid) {
+		*error_r = "VANISHED is only allowed in UID FETCH";
+		return -1;
+	}
+	if (!mods->changedsince_given) {
+		*error_r = "VANISHED needs CHANGEDSINCE";
+		return -1;
+	}
+	if (!s->qresync) {
+		*error_r = "VANISHED needs ENABLE QRESYNC first";
+		return -1;
+	}
+	return 0;
+}
+
 void cmd_fetch(struct session *s, const struct imap_command *cmd)
 {
 	const char *error = NULL;
@@ -782,21 +848,51 @@ void cmd_fetch(struct session *s, const struct imap_command *cmd)
 		session_tagged(s, cmd->tag, "BAD", "FETCH takes a sequence set and data items");
 		return;
 	}
-	if (cmd->arg_count > 2) {
-		/* RFC 4466 fetch-modifiers (CHANGEDSINCE) need CONDSTORE. */
-		session_tagged(s, cmd->tag, "BAD", "Unexpected arguments after the FETCH data items");
+	if (cmd->arg_count > 3) {
+		session_tagged(s, cmd->tag, "BAD", "Unexpected arguments after the FETCH modifiers");
 		return;
 	}
+	struct fetch_modifiers mods = { 0 };
 	struct fetch_cmd *f = xcalloc(1, sizeof(*f));
 	if (fetch_parse(&cmd->args[1], &f->req, &error) < 0 ||
+	    (cmd->arg_count == 3 && (fetch_parse_modifiers(&cmd->args[2], &mods, &error) < 0 ||
+				     check_modifiers(s, &mods, &error) < 0)) ||
 	    selected_resolve(s->selected, &cmd->args[0], s->cmd_uid, &f->set, &error) < 0) {
 		session_tagged(s, cmd->tag, "BAD", "%s", error);
 		fetch_free(f);
 		return;
 	}
 	f->tag = xstrdup(cmd->tag);
+	/* RFC 7162 3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE; from then
+	 * on a FETCH answer with FLAGS carries MODSEQ too (3.1.4), and
+	 * CHANGEDSINCE implies it (3.1.4.1). */
+	if (mods.changedsince_given || fetch_request_has(&f->req, FETCH_MODSEQ))
+		session_enable_condstore(s);
+	if (mods.changedsince_given || (s->condstore && fetch_request_has(&f->req, FETCH_FLAGS)))
+		(void)fetch_parse_item("MODSEQ", 6, &f->req, &error);
+	f->has_modseq = fetch_request_has(&f->req, FETCH_MODSEQ);
+	if (mods.vanished) {
+		/* selected_resolve() accepted the set, so it parses. */
+		struct seqset uids;
+		int r = seqset_parse(cmd->args[0].str, &uids);
+		if (r == 0) {
+			r = selected_send_vanished_earlier(s, &uids, mods.changedsince);
+			seqset_free(&uids);
+		}
+		if (r < 0) {
+			session_store_error(s, f->tag, "UID FETCH");
+			fetch_free(f);
+			return;
+		}
+	}
+	if (mods.changedsince_given)
+		keep_changed_since(s->selected, &f->set, mods.changedsince);
 	for (size_t i = 0; i < f->req.count; i++) {
 		switch (f->req.items[i].type) {
+		case FETCH_EMAILID:
+		case FETCH_SAVEDATE:
+			f->need_info = true;
+			break;
 		case FETCH_ENVELOPE:
 		case FETCH_BODY:
 		case FETCH_BODYSTRUCTURE:

@@ -34,6 +34,7 @@ struct search_run {
 	size_t next;			/* next message index to evaluate */
 	uint32_t *results;		/* ascending sequence numbers or UIDs */
 	size_t count, cap;
+	uint64_t max_modseq;		/* highest modseq among the results */
 	struct ev_timer timer;		/* the next slice */
 	bool async;			/* has yielded at least once */
 	unsigned slices;		/* loop turns used, for the log */
@@ -47,6 +48,31 @@ static void run_free(struct search_run *run)
 	free(run->results);
 	free(run->tag);
 	free(run);
+}
+
+/* The modseq of a result (sequence number or UID) in the view, which
+ * cannot change while the search runs. */
+static uint64_t result_modseq(const struct session *s, const struct search_run *run, uint32_t n)
+{
+	const struct selected *sel = s->selected;
+	size_t index = run->uid ? selected_find_uid(sel, n) : (size_t)n - 1;
+	return index < sel->count ? sel->msgs[index].modseq : 0;
+}
+
+/* RFC 7162 3.1.5 and 3.1.11: the highest modseq of the messages the
+ * response returns; with only MIN and/or MAX, of those. */
+static uint64_t esearch_modseq(const struct session *s, const struct search_run *run, unsigned options)
+{
+	if (options & (SEARCH_RETURN_ALL | SEARCH_RETURN_COUNT))
+		return run->max_modseq;
+	uint64_t m = 0;
+	if (options & SEARCH_RETURN_MIN)
+		m = result_modseq(s, run, run->results[0]);
+	if (options & SEARCH_RETURN_MAX) {
+		uint64_t x = result_modseq(s, run, run->results[run->count - 1]);
+		m = x > m ? x : m;
+	}
+	return m;
 }
 
 static void write_esearch(struct session *s, struct search_run *run, unsigned options)
@@ -69,6 +95,10 @@ static void write_esearch(struct session *s, struct search_run *run, unsigned op
 		buf_append_str(&line, " ALL ");
 		uid_set_write(&line, run->results, run->count);
 	}
+	/* RFC 7162 3.1.5: MODSEQ only when the search used it and something
+	 * matched. */
+	if (run->query.has_modseq && run->count > 0)
+		buf_printf(&line, " MODSEQ %llu", (unsigned long long)esearch_modseq(s, run, options));
 	buf_append_str(&line, "\r\n");
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
@@ -92,6 +122,10 @@ static void write_results(struct session *s, struct search_run *run)
 	buf_append_str(&line, "* SEARCH");
 	for (size_t i = 0; i < run->count; i++)
 		buf_printf(&line, " %u", run->results[i]);
+	/* RFC 7162 3.1.5: "* SEARCH 2 5 6 (MODSEQ 917162500)", not when
+	 * nothing matched. */
+	if (run->query.has_modseq && run->count > 0)
+		buf_printf(&line, " (MODSEQ %llu)", (unsigned long long)run->max_modseq);
 	buf_append_str(&line, "\r\n");
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
@@ -186,8 +220,11 @@ static void step(struct search_run *run)
 			return;
 		}
 		/* GONE: expunged by another session; it simply doesn't match. */
-		if (r == SEARCH_MATCH_YES)
+		if (r == SEARCH_MATCH_YES) {
 			add_result(run, run->uid ? sel->msgs[index].uid : (uint32_t)(index + 1));
+			if (sel->msgs[index].modseq > run->max_modseq)
+				run->max_modseq = sel->msgs[index].modseq;
+		}
 		int cap = run->s->ctx->cfg->max_search_body_reads;
 		if (cap > 0 && run->plan.bodies_opened > (unsigned)cap) {
 			finish(run, SEARCH_STOPPED_AT_LIMIT);
@@ -235,6 +272,9 @@ void cmd_search(struct session *s, const struct imap_command *cmd)
 		search_query_free(&query);
 		return;
 	}
+	/* RFC 7162 3.1: the MODSEQ key enables CONDSTORE. */
+	if (query.has_modseq)
+		session_enable_condstore(s);
 	struct search_run *run = xcalloc(1, sizeof(*run));
 	run->s = s;
 	run->tag = xstrdup(cmd->tag);

@@ -57,6 +57,9 @@ static void send_select_responses(struct session *s)
 	buf_printf(&line, "* OK [UIDNEXT %u] Predicted next UID\r\n", sel->uidnext);
 	if (s->condstore)
 		buf_printf(&line, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)sel->modseq);
+	/* RFC 8474 4.2: the mailbox's object id, stable across RENAME. */
+	if (sel->mailboxid[0] != '\0')
+		buf_printf(&line, "* OK [MAILBOXID (%s)] Ok\r\n", sel->mailboxid);
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
 }
@@ -76,6 +79,8 @@ static int open_selected(struct session *s, const char *name, bool readonly)
 	struct selected *sel = xcalloc(1, sizeof(*sel));
 	sel->mailbox_id = status.mailbox_id;
 	sel->name = xstrdup(name);
+	memcpy(sel->mailboxid, status.objectid, sizeof(sel->mailboxid));
+	sel->mailboxid[sizeof(sel->mailboxid) - 1] = '\0';
 	sel->readonly = readonly;
 	sel->uidvalidity = view.uidvalidity;
 	sel->uidnext = view.uidnext;

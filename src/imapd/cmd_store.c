@@ -57,7 +57,7 @@ void cmd_store(struct session *s, const struct imap_command *cmd)
 			session_tagged(s, cmd->tag, "BAD", "STORE modifiers: (UNCHANGEDSINCE modseq)");
 			return;
 		}
-		s->condstore = true;
+		session_enable_condstore(s);
 		conditional = true;
 		item = 2;
 	}

@@ -376,6 +376,7 @@ static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
 	case SEARCH_SAVEDBEFORE:
 	case SEARCH_SAVEDON:
 	case SEARCH_SAVEDSINCE:
+	case SEARCH_EMAILID:
 		return COST_INDEX;
 	case SEARCH_SENTBEFORE:
 	case SEARCH_SENTON:
@@ -401,6 +402,8 @@ static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
 	case SEARCH_SINCE:
 	case SEARCH_OLDER:
 	case SEARCH_YOUNGER:
+	case SEARCH_MODSEQ:
+	case SEARCH_THREADID:
 		return COST_VIEW;
 	}
 	return COST_BODY;
@@ -423,6 +426,7 @@ struct msg_state {
 	enum search_match_result failure;	/* GONE or ERROR once loading failed */
 	bool info_loaded;
 	int64_t savedate;
+	char emailid[STORE_OBJECTID_SIZE];
 	bool file_loaded;
 	void *map;
 	size_t size;
@@ -461,6 +465,7 @@ static bool load_info(struct msg_state *m)
 		}
 		/* RFC 8514 4.2: without a save date the internal date stands in. */
 		m->savedate = info.savedate != 0 ? info.savedate : m->msg->internaldate;
+		memcpy(m->emailid, info.emailid, sizeof(m->emailid));
 	}
 	return m->failure == 0;
 }
@@ -723,6 +728,16 @@ static bool eval(struct msg_state *m, const struct search_key *key)
 		return m->plan->now - msg->internaldate > (int64_t)key->number;
 	case SEARCH_YOUNGER:
 		return m->plan->now - msg->internaldate <= (int64_t)key->number;
+	case SEARCH_MODSEQ:
+		/* RFC 7162 3.1.5: a modseq equal to or greater than the value.
+		 * One modseq per message: an entry name asks the same. */
+		return msg->modseq >= key->modseq;
+	case SEARCH_EMAILID:
+		/* RFC 8474 6: object ids are compared exactly. */
+		return load_info(m) && strcmp(m->emailid, key->str) == 0;
+	case SEARCH_THREADID:
+		/* No threads (THREADID is NIL): nothing matches. */
+		return false;
 	case SEARCH_HEADER:
 		return match_header(m, key);
 	case SEARCH_BODY:

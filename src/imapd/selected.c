@@ -383,3 +383,95 @@ void uid_set_write(struct buf *out, const uint32_t *uids, size_t count)
 		i = j + 1;
 	}
 }
+
+void session_enable_condstore(struct session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	/* RFC 7162 3.1: after the first enabling command with a mailbox
+	 * selected, the client needs the mailbox's HIGHESTMODSEQ; the view's
+	 * value is what the client's messages reflect. */
+	if (s->selected != NULL)
+		conn_printf(s->conn, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			    (unsigned long long)s->selected->modseq);
+}
+
+/* Appends "lo" or "lo:hi" to a set being written. */
+static void write_range(struct buf *out, size_t *written, uint32_t lo, uint32_t hi)
+{
+	buf_printf(out, "%s%u", (*written)++ ? "," : "", lo);
+	if (hi > lo)
+		buf_printf(out, ":%u", hi);
+}
+
+int selected_send_vanished_earlier(struct session *s, const struct seqset *uid_set, uint64_t since)
+{
+	struct selected *sel = s->selected;
+	struct store_changes changes;
+	if (store_changes_since(s->store, sel->mailbox_id, since, &changes) < 0)
+		return -1;
+	/* '*' is the highest UID ever given, not the highest still there:
+	 * "1:*" must cover a last message that was expunged. */
+	uint32_t top = changes.uidnext > 1 ? changes.uidnext - 1 : 0;
+	if (sel->count > 0 && sel->msgs[sel->count - 1].uid > top)
+		top = sel->msgs[sel->count - 1].uid;
+	struct seqset set = { 0 };
+	set.ranges = xmalloc((uid_set->count ? uid_set->count : 1) * sizeof(*set.ranges));
+	memcpy(set.ranges, uid_set->ranges, uid_set->count * sizeof(*set.ranges));
+	set.count = uid_set->count;
+	seqset_resolve(&set, top);
+	struct buf line = BUF_INIT;
+	size_t written = 0;
+	buf_append_str(&line, "* VANISHED (EARLIER) ");
+	if (changes.expunged_complete) {
+		const uint32_t *uids = changes.expunged.uids;
+		for (size_t i = 0; i < changes.expunged.count;) {
+			if (!seqset_contains(&set, uids[i]) || selected_find_uid(sel, uids[i]) != SIZE_MAX) {
+				i++;
+				continue;
+			}
+			size_t j = i;
+			while (j + 1 < changes.expunged.count && uids[j + 1] == uids[j] + 1 &&
+			       seqset_contains(&set, uids[j + 1]) && selected_find_uid(sel, uids[j + 1]) == SIZE_MAX)
+				j++;
+			write_range(&line, &written, uids[i], uids[j]);
+			i = j + 1;
+		}
+	} else {
+		/* The log was trimmed past since: the gaps of the view below
+		 * UIDNEXT, within the set, as ranges (never UID by UID: UIDs
+		 * can be sparse after an import). */
+		uint32_t limit = sel->uidnext > 1 ? sel->uidnext - 1 : 0;
+		for (size_t r = 0; r < set.count; r++) {
+			uint32_t lo = set.ranges[r].lo, hi = set.ranges[r].hi < limit ? set.ranges[r].hi : limit;
+			if (lo == 0)
+				lo = 1;
+			size_t k = lower_bound_uid(sel, lo);
+			while (lo <= hi) {
+				uint32_t next = k < sel->count ? sel->msgs[k].uid : UINT32_MAX;
+				if (next > lo) {
+					uint32_t gap_hi = next - 1 < hi ? next - 1 : hi;
+					write_range(&line, &written, lo, gap_hi);
+					if (gap_hi == hi)
+						break;
+					lo = gap_hi + 1;
+					continue;
+				}
+				/* lo is in the view: skip it. */
+				if (lo == UINT32_MAX)
+					break;
+				lo++;
+				k++;
+			}
+		}
+	}
+	if (written > 0) {
+		buf_append_str(&line, "\r\n");
+		conn_write(s->conn, line.data, line.len);
+	}
+	buf_free(&line);
+	seqset_free(&set);
+	store_changes_free(&changes);
+	return 0;
+}

@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "imap/parser.h"
+#include "imap/seqset.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -19,6 +20,7 @@ struct session;
 struct selected {
 	uint64_t mailbox_id;
 	char *name;			/* UTF-8, '/'-separated */
+	char mailboxid[STORE_OBJECTID_SIZE];	/* RFC 8474 MAILBOXID */
 	bool readonly;			/* EXAMINE */
 	uint32_t uidvalidity;
 	uint32_t uidnext;		/* as last reported */
@@ -69,6 +71,22 @@ void session_apply_flag_changes(struct session *s, const struct store_msg *chang
 				bool silent, bool uid_command);
 /* Removes expunged UIDs from the view, sending "* N EXPUNGE" for each. */
 void session_apply_expunges(struct session *s, const uint32_t *uids, size_t count);
+
+/* RFC 7162 3.1: a CONDSTORE enabling command (FETCH MODSEQ or
+ * CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE) ran. Sets
+ * s->condstore; the first time, with a mailbox selected, the client also
+ * gets "* OK [HIGHESTMODSEQ n]" so it knows where its view stands. */
+void session_enable_condstore(struct session *s);
+
+/* RFC 7162 3.2.6: "* VANISHED (EARLIER) uids" for the UIDs of uid_set
+ * (a UID set argument; '*' is the highest UID the mailbox ever gave)
+ * expunged with a modseq above since. When the store's expunge log no
+ * longer reaches back to since, every UID of the set below UIDNEXT that
+ * is not in the view is reported instead (RFC 7162 3.2.5.2 allows
+ * reporting more than vanished). UIDs still in the view are left out:
+ * their VANISHED comes when the view catches up. Sends nothing when there
+ * are none. 0, or -1 when the store failed (nothing sent). */
+int selected_send_vanished_earlier(struct session *s, const struct seqset *uid_set, uint64_t since);
 
 /* Writes uids (in the order given) as a compact set: "4,7:9". */
 void uid_set_write(struct buf *out, const uint32_t *uids, size_t count);

@@ -149,6 +149,9 @@ void session_store_error(struct session *s, const char *tag, const char *what);
 /* Mailbox names on the wire: modified UTF-7 unless UTF-8 was enabled. */
 int session_mailbox_from_wire(const struct session *s, const struct imap_arg *arg,
 			      struct buf *utf8_r, const char **error_r);
+/* The same for LIST/LSUB patterns, which may be atoms holding % and *. */
+int session_pattern_from_wire(const struct session *s, const struct imap_arg *arg,
+			      struct buf *utf8_r, const char **error_r);
 void session_write_mailbox(const struct session *s, struct buf *out, const char *utf8_name);
 
 /* Command handlers, one file per family. */

@@ -538,7 +538,8 @@ def test_errors():
     bad = {
         "FETCH": "sequence set and data items",
         "FETCH 1": "sequence set and data items",
-        "FETCH 1 (FLAGS) (CHANGEDSINCE 1)": "Unexpected arguments",
+        "FETCH 1 (FLAGS) (NOPE 1)": "Unknown FETCH modifier",
+        "FETCH 1 (FLAGS) (CHANGEDSINCE 1) x": "Unexpected arguments",
         "FETCH 1 NOPE": "Unknown FETCH data item",
         "FETCH 1 (FLAGS ALL)": "must be used alone",
         "FETCH 1 ()": "Empty list",

@@ -6,6 +6,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import time
 
 import harness
 from harness import Server
@@ -108,3 +109,37 @@ def test_sni_chooses_certificate():
     assert peer_cn(server.ports["imaps"], "mail.other.example") == "mail.other.example"
     assert peer_cn(server.ports["imaps"], "localhost") == "localhost"
     assert peer_cn(server.ports["imaps"]) == "localhost"
+
+
+def test_reload_with_new_certificate_paths_reloads_once():
+    d = tempfile.mkdtemp(prefix="postern-cert-")
+    cert, key = harness.make_cert(d, "old.example")
+    server = Server(cert=(cert, key))  # tls_watch_interval = 1
+    new_cert, new_key = harness.make_cert(d, "new.example")
+    text = open(server.config).read().replace(cert, new_cert).replace(key, new_key)
+    open(server.config, "w").write(text)
+    server.signal(signal.SIGHUP)
+    server.wait_log("event=worker_reloaded")
+    time.sleep(3)
+    assert server.read_log().count("event=reloading") == 1, server.read_log()
+    assert peer_cn(server.ports["imaps"]) == "new.example"
+
+
+def test_worker_restarted_after_reload_uses_the_new_settings():
+    server = Server(listeners=(("plain", "none"),))
+    c = server.connect("plain")
+    c.read_greeting()
+    assert "LOGINDISABLED" in c.capabilities()
+    with open(server.config, "a") as f:
+        f.write("")
+    text = open(server.config).read().replace("log_level = debug", "log_level = debug\nallow_plaintext_auth = yes")
+    open(server.config, "w").write(text)
+    server.signal(signal.SIGHUP)
+    server.wait_log("event=worker_reloaded")
+    pids = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(int(pids[0]), signal.SIGKILL)
+    server.wait_log("event=worker_started", count=2)
+    server.wait_log("event=worker_reloaded", count=2)
+    d = server.connect("plain")
+    d.read_greeting()
+    assert "AUTH=PLAIN" in d.capabilities()

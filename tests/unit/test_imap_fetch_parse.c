@@ -32,6 +32,8 @@ static const struct fcase cases[] = {
 	{ "fast", "FLAGS INTERNALDATE RFC822.SIZE", NULL },
 	{ "FULL", "FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY", NULL },
 	{ "(FLAGS FLAGS uid UID)", "FLAGS UID", NULL },
+	/* RFC 7162, RFC 8474, RFC 8514 items. */
+	{ "(MODSEQ emailid ThreadId SAVEDATE modseq)", "MODSEQ EMAILID THREADID SAVEDATE", NULL },
 	/* RFC822 forms keep their names; HEADER is a peek. */
 	{ "RFC822", "RFC822", NULL },
 	{ "(RFC822.HEADER RFC822.TEXT)", "RFC822.HEADER/peek RFC822.TEXT", NULL },
@@ -105,6 +107,10 @@ static void render(const struct fetch_request *req, struct buf *out)
 		[FETCH_ENVELOPE] = "ENVELOPE",
 		[FETCH_BODY] = "BODY",
 		[FETCH_BODYSTRUCTURE] = "BODYSTRUCTURE",
+		[FETCH_MODSEQ] = "MODSEQ",
+		[FETCH_EMAILID] = "EMAILID",
+		[FETCH_THREADID] = "THREADID",
+		[FETCH_SAVEDATE] = "SAVEDATE",
 	};
 	for (size_t i = 0; i < req->count; i++) {
 		const struct fetch_item *it = &req->items[i];
@@ -238,11 +244,65 @@ static void test_has(void)
 	CHECK(req.count == 0);
 }
 
+/* Modifiers as they follow the data items: "a FETCH 1 FLAGS <in>". */
+static void test_modifiers(void)
+{
+	static const struct {
+		const char *in;
+		int ok;
+		bool changedsince_given;
+		uint64_t changedsince;
+		bool vanished;
+		const char *error;
+	} mcases[] = {
+		{ "(CHANGEDSINCE 12)", 0, true, 12, false, NULL },
+		{ "(changedsince 0 vanished)", 0, true, 0, true, NULL },
+		{ "(VANISHED CHANGEDSINCE 9223372036854775807)", 0, true, 9223372036854775807ULL, true, NULL },
+		{ "(VANISHED)", 0, false, 0, true, NULL },
+		{ "()", -1, false, 0, false, "non-empty" },
+		{ "CHANGEDSINCE", -1, false, 0, false, "parenthesised" },
+		{ "(CHANGEDSINCE)", -1, false, 0, false, "needs a mod-sequence" },
+		{ "(CHANGEDSINCE x)", -1, false, 0, false, "needs a mod-sequence" },
+		{ "(CHANGEDSINCE -1)", -1, false, 0, false, "needs a mod-sequence" },
+		{ "(CHANGEDSINCE 9223372036854775808)", -1, false, 0, false, "needs a mod-sequence" },
+		{ "(CHANGEDSINCE (1))", -1, false, 0, false, "needs a mod-sequence" },
+		{ "(CHANGEDSINCE 1 CHANGEDSINCE 2)", -1, false, 0, false, "twice" },
+		{ "(VANISHED VANISHED)", -1, false, 0, false, "twice" },
+		{ "(UNCHANGEDSINCE 1)", -1, false, 0, false, "Unknown FETCH modifier" },
+		{ "(\"VANISHED\")", -1, false, 0, false, "atoms" },
+	};
+	for (size_t i = 0; i < sizeof(mcases) / sizeof(mcases[0]); i++) {
+		struct imap_parser *p = imap_parser_new(NULL);
+		struct buf line = BUF_INIT;
+		buf_printf(&line, "a FETCH 1 FLAGS %s\r\n", mcases[i].in);
+		size_t consumed = 0;
+		CHECK_INT(imap_parser_feed(p, line.data, line.len, &consumed), IMAP_PARSE_COMMAND);
+		const struct imap_command *cmd = imap_parser_command(p);
+		CHECK_INT((int)cmd->arg_count, 3);
+		struct fetch_modifiers mods;
+		const char *error = NULL;
+		int r = fetch_parse_modifiers(&cmd->args[2], &mods, &error);
+		if (r != mcases[i].ok)
+			fprintf(stderr, "modifiers %s: %s\n", mcases[i].in, error ? error : "ok");
+		CHECK_INT(r, mcases[i].ok);
+		if (r == 0) {
+			CHECK(mods.changedsince_given == mcases[i].changedsince_given);
+			CHECK(mods.changedsince == mcases[i].changedsince);
+			CHECK(mods.vanished == mcases[i].vanished);
+		} else {
+			CHECK(error != NULL && strstr(error, mcases[i].error) != NULL);
+		}
+		buf_free(&line);
+		imap_parser_free(&p);
+	}
+}
+
 int main(void)
 {
 	RUN(test_table);
 	RUN(test_raw_items);
 	RUN(test_many_fields);
 	RUN(test_has);
+	RUN(test_modifiers);
 	return harness_finish();
 }

@@ -43,6 +43,7 @@ static void render(struct buf *out, const struct search_key *k)
 		[SEARCH_SAVEDBEFORE] = "SAVEDBEFORE", [SEARCH_SAVEDON] = "SAVEDON",
 		[SEARCH_SAVEDSINCE] = "SAVEDSINCE", [SEARCH_OLDER] = "OLDER", [SEARCH_YOUNGER] = "YOUNGER",
 		[SEARCH_HEADER] = "HEADER", [SEARCH_BODY] = "BODY", [SEARCH_TEXT] = "TEXT",
+		[SEARCH_MODSEQ] = "MODSEQ", [SEARCH_EMAILID] = "EMAILID", [SEARCH_THREADID] = "THREADID",
 	};
 	buf_printf(out, "(%s", names[k->type]);
 	switch (k->type) {
@@ -66,6 +67,9 @@ static void render(struct buf *out, const struct search_key *k)
 	case SEARCH_SAVEDBEFORE: case SEARCH_SAVEDON: case SEARCH_SAVEDSINCE:
 		buf_printf(out, " %lld", (long long)k->day);
 		break;
+	case SEARCH_MODSEQ:
+		buf_printf(out, " %llu", (unsigned long long)k->modseq);
+		break;
 	case SEARCH_HEADER:
 		buf_printf(out, " %s", k->field);
 		__attribute__((fallthrough));
@@ -73,6 +77,8 @@ static void render(struct buf *out, const struct search_key *k)
 	case SEARCH_UNKEYWORD:
 	case SEARCH_BODY:
 	case SEARCH_TEXT:
+	case SEARCH_EMAILID:
+	case SEARCH_THREADID:
 		buf_append_str(out, " \"");
 		for (size_t i = 0; i < k->str_len; i++) {
 			if (k->str[i] == '\0')
@@ -123,6 +129,8 @@ static void parse_text(const char *args, size_t step, struct buf *out)
 				if (q.charset)
 					buf_printf(out, "CHARSET %s ", q.charset);
 				render(out, q.root);
+				if (q.has_modseq)
+					buf_append_str(out, " +MODSEQ");
 			}
 			search_query_free(&q);
 			search_query_free(&q);	/* freeing twice is allowed */
@@ -172,8 +180,25 @@ static const struct pcase cases[] = {
 	{ "RETURN () ALL", "RETURN 4 (AND (ALL))" },
 	{ "RETURN (MIN MAX) ALL", "RETURN 3 (AND (ALL))" },
 	{ "return (count all) CHARSET US-ASCII SEEN", "RETURN 12 CHARSET US-ASCII (AND (FLAG SEEN))" },
+	/* RFC 7162 3.1.5, RFC 8474 6. */
+	{ "MODSEQ 620162338", "(AND (MODSEQ 620162338)) +MODSEQ" },
+	{ "MODSEQ \"/flags/\\\\draft\" all 620162338", "(AND (MODSEQ 620162338)) +MODSEQ" },
+	{ "NOT modseq \"/flags/$Work\" PRIV 0", "(AND (NOT (MODSEQ 0))) +MODSEQ" },
+	{ "MODSEQ 9223372036854775807", "(AND (MODSEQ 9223372036854775807)) +MODSEQ" },
+	{ "EMAILID M6d99ac3275bb4e THREADID T64b478a75b7ea9bd", "(AND (EMAILID \"M6d99ac3275bb4e\") (THREADID \"T64b478a75b7ea9bd\"))" },
 	/* Errors. */
 	{ "", "PARSER:" },
+	{ "MODSEQ", "BAD: Search key MODSEQ needs a mod-sequence" },
+	{ "MODSEQ x", "BAD: Search key MODSEQ needs a mod-sequence (a number below 2^63), not x" },
+	{ "MODSEQ 9223372036854775808", "BAD: Search key MODSEQ needs a mod-sequence" },
+	{ "MODSEQ \"/flags/\\\\draft\" 5", "BAD: MODSEQ with an entry name needs priv" },
+	{ "MODSEQ \"/flags/\\\\draft\" any 5", "BAD: MODSEQ entry type must be priv, shared or all" },
+	{ "MODSEQ \"/vendor/x\" all 5", "BAD: MODSEQ entry name must be" },
+	{ "MODSEQ \"/flags/a b\" all 5", "BAD: MODSEQ entry name must be" },
+	{ "MODSEQ \"/flags/\" all 5", "BAD: MODSEQ entry name must be" },
+	{ "EMAILID", "BAD: Search key EMAILID needs an object id" },
+	{ "EMAILID \"M1\"", "BAD: Search key EMAILID needs an object id" },
+	{ "THREADID a.b", "BAD: Search key THREADID needs an object id" },
 	{ "RETURN (MIN)", "BAD: SEARCH needs at least one search key" },
 	{ "CHARSET UTF-8", "BAD: SEARCH needs at least one search key" },
 	{ "CHARSET", "BAD: CHARSET needs a charset name" },
@@ -282,7 +307,8 @@ static void test_every_key_name_is_known(void)
 		"SAVEDON 1-Jan-2000", "SAVEDSINCE 1-Jan-2000", "SEEN", "SENTBEFORE 1-Jan-2000",
 		"SENTON 1-Jan-2000", "SENTSINCE 1-Jan-2000", "SINCE 1-Jan-2000", "SMALLER 1",
 		"SUBJECT x", "TEXT x", "TO x", "UID 1", "UNANSWERED", "UNDELETED", "UNDRAFT",
-		"UNFLAGGED", "UNKEYWORD x", "UNSEEN", "YOUNGER 1", "1:*",
+		"UNFLAGGED", "UNKEYWORD x", "UNSEEN", "YOUNGER 1", "1:*", "MODSEQ 1", "EMAILID x",
+		"THREADID x",
 	};
 	struct buf got = BUF_INIT;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
