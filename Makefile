@@ -90,11 +90,27 @@ fuzz: $(FUZZ_BIN)
 		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 build/fuzz/corpus-$$name fuzz/corpus/$$name || exit 1; \
 	done
 
+# `make install PREFIX=/usr DESTDIR=/tmp/pkg`: the binary, the systemd unit
+# (ExecStart pointing at the installed binary), the man pages, the docs
+# and the Grafana dashboard and Prometheus alerts. INSTALL_BIN picks which
+# build to install (tests install build/asan/postern into a temporary
+# DESTDIR).
 PREFIX ?= /usr/local
 DESTDIR ?=
-install: build/postern
-	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 build/postern $(DESTDIR)$(PREFIX)/sbin/postern
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/postern
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_BIN ?= build/postern
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/postern
+	install -m 0644 man/postern.8 $(DESTDIR)$(MANDIR)/man8/postern.8
+	install -m 0644 man/postern.conf.5 $(DESTDIR)$(MANDIR)/man5/postern.conf.5
+	sed 's|/usr/local/sbin/postern|$(SBINDIR)/postern|' dist/postern.service > $(DESTDIR)$(UNITDIR)/postern.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/postern.service
+	install -m 0644 README.md docs/*.md dist/grafana-dashboard.json dist/prometheus-alerts.yml $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf build

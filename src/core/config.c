@@ -101,6 +101,12 @@ static const struct key_def key_defs[] = {
 	G("log_target", VAL_LOG_TARGET, log_target, 0, 0),
 	G("log_level", VAL_LOG_LEVEL, log_level, 0, 0),
 	G("pid_file", VAL_OPT_PATH, pid_file, 0, 0),
+	G("max_connections_per_ip", VAL_INT, max_connections_per_ip, 0, 1000000),
+	G("max_sessions_per_user", VAL_INT, max_sessions_per_user, 0, 1000000),
+	G("max_sessions_per_user_ip", VAL_INT, max_sessions_per_user_ip, 0, 1000000),
+	G("max_commands_per_second", VAL_INT, max_commands_per_second, 0, 1000000),
+	G("max_output_buffer", VAL_SIZE, max_output_buffer, 64 * 1024, 1024LL * 1024 * 1024),
+	G("max_search_body_reads", VAL_INT, max_search_body_reads, 0, INT_MAX),
 	L("address", VAL_ADDRESS, address),
 	L("tls", VAL_LISTENER_TLS, tls),
 	L("protocol", VAL_PROTOCOL, protocol),
@@ -662,9 +668,10 @@ static void close_section(struct parser *p)
 		break;
 	}
 	case SEC_METRICS:
+		/* The section alone turns metrics on, on loopback. */
 		if (cfg->metrics_address == NULL)
-			problem(p, cfg->metrics_line, "[metrics] has no address");
-		else if (config_parse_address(cfg->metrics_address, &cfg->metrics_addr,
+			cfg->metrics_address = xstrdup(CONFIG_METRICS_DEFAULT_ADDRESS);
+		if (config_parse_address(cfg->metrics_address, &cfg->metrics_addr,
 					      &cfg->metrics_addr_len, &error) < 0)
 			problem(p, seen(p, "address", SEC_METRICS), "[metrics]: bad address '%s': %s",
 				cfg->metrics_address, error);
@@ -1092,6 +1099,12 @@ void config_init_defaults(struct config *cfg)
 	cfg->log_target = xstrdup("stderr");
 	cfg->log_level = xstrdup("info");
 	cfg->pid_file = NULL;
+	cfg->max_connections_per_ip = LIMIT_CONNECTIONS_PER_IP;
+	cfg->max_sessions_per_user = LIMIT_SESSIONS_PER_USER;
+	cfg->max_sessions_per_user_ip = LIMIT_SESSIONS_PER_USER_IP;
+	cfg->max_commands_per_second = LIMIT_COMMANDS_PER_SECOND;
+	cfg->max_output_buffer = LIMIT_OUTPUT_QUEUE;
+	cfg->max_search_body_reads = LIMIT_SEARCH_BODY_READS;
 	cfg->listeners_defaulted = true;
 }
 

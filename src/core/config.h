@@ -46,8 +46,11 @@ struct config_certificate {
 	int key_line;		/* line of its `key` key, 0 when absent */
 };
 
+/* Where [metrics] serves when the section gives no address. */
+#define CONFIG_METRICS_DEFAULT_ADDRESS "127.0.0.1:9143"
+
 /* Room for the line of every global key (config.c checks it is enough). */
-#define CONFIG_GLOBAL_KEY_SLOTS 32
+#define CONFIG_GLOBAL_KEY_SLOTS 40
 
 struct config {
 	char *path;			/* the file it was read from, or NULL */
@@ -76,8 +79,16 @@ struct config {
 	char *log_target;		/* `log_target`: "stderr" (default) or "syslog" */
 	char *log_level;		/* `log_level`: debug, info (default), warn, error */
 	char *pid_file;			/* `pid_file`, default none */
+	int max_connections_per_ip;	/* `max_connections_per_ip`, default 50; 0 off */
+	int max_sessions_per_user;	/* `max_sessions_per_user`, default 100; 0 off */
+	int max_sessions_per_user_ip;	/* `max_sessions_per_user_ip`, default 50; 0 off */
+	int max_commands_per_second;	/* `max_commands_per_second` per session, default 200; 0 off */
+	size_t max_output_buffer;	/* `max_output_buffer`: queued output before a disconnect, default 16 MiB */
+	int max_search_body_reads;	/* `max_search_body_reads` per SEARCH, default 50000; 0 off */
 
-	char *metrics_address;		/* `address` in [metrics]; NULL: no metrics endpoint */
+	char *metrics_address;		/* `address` in [metrics] (default 127.0.0.1:9143
+					 * when the section is there); NULL: no section,
+					 * no metrics endpoint */
 	struct sockaddr_storage metrics_addr;	/* parsed metrics_address */
 	socklen_t metrics_addr_len;
 	int metrics_line;		/* line of the [metrics] header, 0 if none */

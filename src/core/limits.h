@@ -28,8 +28,32 @@
 /* Longest user name and password accepted by LOGIN/AUTHENTICATE. */
 #define LIMIT_USER_LEN 256
 #define LIMIT_PASSWORD_LEN 1024
-/* Output queued for one client before it is considered a stuck reader. */
+/* Output queued for one client before it is considered a stuck reader
+ * and disconnected; config `max_output_buffer`. */
 #define LIMIT_OUTPUT_QUEUE (16 * 1024 * 1024)
+
+/* Abuse limits, each a config key (docs/configuration.md explains the
+ * defaults). Connections from one source address at once, over every
+ * worker: `max_connections_per_ip`. A household behind one NAT with a
+ * few devices, each holding a connection per folder it watches, stays
+ * well below. */
+#define LIMIT_CONNECTIONS_PER_IP 50
+/* Logged-in sessions of one user at once, over every worker and address:
+ * `max_sessions_per_user`; and of one user from one address:
+ * `max_sessions_per_user_ip`. */
+#define LIMIT_SESSIONS_PER_USER 100
+#define LIMIT_SESSIONS_PER_USER_IP 50
+/* Commands one session may run per second; excess waits, it is not
+ * dropped: `max_commands_per_second`. The bucket holds one second's
+ * worth, so a client's startup burst is not slowed. */
+#define LIMIT_COMMANDS_PER_SECOND 200
+/* Messages whose file one SEARCH may read (body, text or header keys
+ * that are not in the index): `max_search_body_reads`. */
+#define LIMIT_SEARCH_BODY_READS 50000
+/* Slots of each worker's table of shared counts (source addresses, users,
+ * user and address pairs it holds sessions for): a power of two. A worker
+ * whose table is 3/4 full stops counting new keys (and admits them). */
+#define LIMIT_SHARED_COUNT_SLOTS_LOG2 16
 
 /* LMTP (src/lmtp): longest command line (RFC 5321 4.5.3.1.4 asks for at
  * least 512 octets; parameters make real lines longer), longest path in

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 struct metrics_worker;
+struct shcount;
 
 /* Everything a worker starts from. The fds are the bound listening sockets,
  * in the order of cfg->listeners. */
@@ -21,6 +22,8 @@ struct worker_start {
 	const int *listen_fds;
 	size_t listen_count;
 	struct metrics_worker *metrics;	/* the worker's shared slot, or NULL */
+	struct shcount *counts;		/* limits shared by every worker (the worker
+					 * clears its own table at start) */
 	bool reload_at_start;		/* the master has reloaded since boot: read the file again */
 };
 

@@ -1,6 +1,9 @@
 #include "daemon/daemon.h"
+#include "daemon/sdnotify.h"
 #include "auth/passwd_file.h"
+#include "core/limits.h"
 #include "core/log.h"
+#include "core/shcount.h"
 #include "core/xalloc.h"
 #include "net/ev.h"
 #include "net/listener.h"
@@ -20,6 +23,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A worker that dies sooner than this after its start is restarted only
@@ -51,6 +55,7 @@ struct master {
 	struct ev_timer stop_timer;
 	struct config *current;		/* the last valid reloaded config, or NULL */
 	struct metrics_shared *metrics;
+	struct shcount *counts;		/* connection and session limits, shared */
 	int metrics_fd;			/* bound [metrics] socket until the endpoint takes it */
 	struct metrics_http *metrics_http;
 	bool stopping;
@@ -223,6 +228,7 @@ static void start_worker(struct worker_slot *slot)
 		metrics_http_free(&m->metrics_http);
 		struct worker_start start = {
 			.metrics = metrics_worker_slot(m->metrics, slot->index),
+			.counts = m->counts,
 			.index = slot->index,
 			.cfg = m->cfg,
 			.reload_at_start = m->current != NULL,
@@ -272,6 +278,9 @@ static void reap_children(struct master *m)
 			log_end(&l);
 			if (m->stopping)
 				break;
+			(void)sdnotifyf("STATUS=worker %u (pid %d) %s %d; restarting it", slot->index, (int)pid,
+					WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+					WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			uint64_t lived = ev_clock_ms() - slot->started_ms;
 			ev_timer_start(m->loop, &slot->restart_timer,
 				       lived < WORKER_MIN_LIFETIME_MS ? WORKER_RESTART_DELAY_MS : 0);
@@ -302,6 +311,7 @@ static void master_stop(struct master *m)
 		return;
 	m->stopping = true;
 	log_msg(LOG_INFO, "stopping", "draining workers");
+	(void)sdnotify("STOPPING=1\nSTATUS=Draining sessions");
 	close_listeners(m);
 	for (unsigned i = 0; i < m->slot_count; i++)
 		ev_timer_stop(m->loop, &m->slots[i].restart_timer);
@@ -312,13 +322,13 @@ static void master_stop(struct master *m)
 }
 
 /* Checks the new configuration and certificates here, where the errors are
- * easiest to see, then lets each worker load them. */
-static void master_reload(struct master *m, const char *why)
+ * easiest to see, then lets each worker load them. false when the running
+ * settings stay (the problem is logged). */
+static bool master_reload_files(struct master *m)
 {
-	log_msg(LOG_INFO, "reloading", "%s", why);
 	struct config *cfg = daemon_reload_config(m->cfg->path);
 	if (cfg == NULL)
-		return;
+		return false;
 	if (m->tls != NULL) {
 		struct buf errors = BUF_INIT;
 		struct tls_server *tls = tls_server_new(cfg, &errors);
@@ -327,7 +337,7 @@ static void master_reload(struct master *m, const char *why)
 			buf_free(&errors);
 			config_free(cfg);
 			free(cfg);
-			return;
+			return false;
 		}
 		buf_free(&errors);
 		tls_server_log_expiry(tls, time(NULL));
@@ -343,6 +353,27 @@ static void master_reload(struct master *m, const char *why)
 	}
 	m->current = cfg;
 	signal_workers(m, SIGHUP);
+	return true;
+}
+
+static uint64_t monotonic_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* systemd hears RELOADING=1 (with the time, as Type=notify-reload wants)
+ * and READY=1 after, whether or not the new files were good: the server
+ * goes on serving either way. */
+static void master_reload(struct master *m, const char *why)
+{
+	log_msg(LOG_INFO, "reloading", "%s", why);
+	(void)sdnotifyf("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading (%s)",
+			(unsigned long long)monotonic_usec(), why);
+	bool ok = master_reload_files(m);
+	(void)sdnotifyf("READY=1\nSTATUS=%s; serving with %u workers",
+			ok ? "Reloaded" : "Reload failed, see the log; running settings kept", m->slot_count);
 }
 
 static void signal_cb(void *ctx, uint32_t events)
@@ -492,6 +523,7 @@ static void master_cleanup(struct master *m)
 	if (m->metrics_fd >= 0)
 		close(m->metrics_fd);
 	metrics_shared_free(&m->metrics);
+	shcount_free(&m->counts);
 	close_listeners(m);
 	if (m->signal_fd >= 0)
 		close(m->signal_fd);
@@ -515,6 +547,11 @@ int master_run(struct config *cfg)
 	    drop_privileges(cfg) < 0 || setup_signals(&m) < 0)
 		goto out;
 
+	m.counts = shcount_new((unsigned)cfg->workers, LIMIT_SHARED_COUNT_SLOTS_LOG2);
+	if (m.counts == NULL) {
+		fprintf(stderr, "postern: cannot map the shared limit counters: %s\n", strerror(errno));
+		goto out;
+	}
 	m.metrics = metrics_shared_new((unsigned)cfg->workers);
 	if (m.metrics_fd >= 0 && m.metrics != NULL) {
 		m.metrics_http = metrics_http_new(m.loop, m.metrics_fd, render_metrics, &m);
@@ -538,6 +575,8 @@ int master_run(struct config *cfg)
 	if (m.tls != NULL && cfg->tls_watch_interval > 0)
 		ev_timer_start(m.loop, &m.cert_watch, (uint64_t)cfg->tls_watch_interval * 1000);
 	log_ready(&m);
+	(void)sdnotifyf("READY=1\nMAINPID=%d\nSTATUS=Serving %zu listeners with %u workers", (int)getpid(),
+			cfg->listener_count, m.slot_count);
 	ev_loop_run(m.loop);
 	if (m.is_worker) {
 		status = m.worker_status;

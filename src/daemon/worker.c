@@ -3,6 +3,7 @@
 #include "auth/pool.h"
 #include "auth/throttle.h"
 #include "core/log.h"
+#include "core/shcount.h"
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
 #include "imapd/notify.h"
@@ -263,9 +264,14 @@ int worker_run(const struct worker_start *start)
 	w.imapd.inotify_fd = -1;
 	w.imapd.metrics = start->metrics != NULL ? start->metrics : &w.local_metrics;
 	w.imapd.listeners = start->cfg->listeners;
+	/* What a killed predecessor counted died with its sessions. */
+	shcount_worker_reset(start->counts, start->index);
+	w.imapd.counts = start->counts;
 	w.lmtp.loop = w.loop;
 	w.lmtp.cfg = w.cfg;
 	w.lmtp.worker_index = start->index;
+	w.lmtp.metrics = w.imapd.metrics;
+	w.lmtp.listeners = start->cfg->listeners;
 	w.lmtp.passwd = &w.passwd;
 	struct throttle_settings ts = throttle_settings_from(w.cfg);
 	w.imapd.throttle = throttle_new(&ts);

@@ -1,4 +1,5 @@
 #include "imap/istring.h"
+#include "imap/quote.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -7,38 +8,18 @@
 
 void imap_istring_write(struct buf *out, const char *s, size_t len)
 {
-	bool quotable = len <= IMAP_ISTRING_QUOTED_MAX;
 	size_t nuls = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '\0') {
-			nuls++;
-			quotable = false;
-		} else if (c == '\r' || c == '\n' || c >= 0x80) {
-			quotable = false;
-		}
-	}
-	if (quotable) {
-		buf_reserve(out, len + 2);
-		buf_append_char(out, '"');
-		size_t run = 0;
-		for (size_t i = 0; i < len; i++) {
-			if (s[i] == '"' || s[i] == '\\') {
-				buf_append(out, s + run, i - run);
-				buf_append_char(out, '\\');
-				run = i;
-			}
-		}
-		buf_append(out, s + run, len - run);
-		buf_append_char(out, '"');
-		return;
-	}
-	/* Each NUL grows by two bytes when replaced. */
-	buf_printf(out, "{%zu}\r\n", len + nuls * 2);
+	for (size_t i = 0; i < len; i++)
+		nuls += s[i] == '\0';
 	if (nuls == 0) {
-		buf_append(out, s, len);
+		/* ENVELOPE and BODYSTRUCTURE strings go to every client: no
+		 * raw 8-bit in quoted strings, whatever was enabled. */
+		imap_write_string(out, s, len, false);
 		return;
 	}
+	/* RFC 3501 9: no NUL in a string at all; each becomes U+FFFD,
+	 * growing by two bytes, in a literal. */
+	buf_printf(out, "{%zu}\r\n", len + nuls * 2);
 	size_t run = 0;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '\0') {

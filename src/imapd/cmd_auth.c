@@ -58,6 +58,8 @@ static void count_login(const struct session *s, const struct pending_login *p, 
 		METRIC_INC(m->logins[mech][METRICS_LOGIN_FAILED]);
 	else if (strcmp(result, "store_unavailable") == 0)
 		METRIC_INC(m->logins[mech][METRICS_LOGIN_UNAVAILABLE]);
+	else if (strcmp(result, "limit") == 0)
+		METRIC_INC(m->logins[mech][METRICS_LOGIN_LIMIT]);
 	if (p->delay_ms > 0 && strcmp(result, "throttled") != 0)
 		METRIC_INC(m->throttled_logins);
 	__atomic_store_n(&m->throttled_sources,
@@ -65,7 +67,7 @@ static void count_login(const struct session *s, const struct pending_login *p, 
 }
 
 static void log_login(const struct session *s, const struct pending_login *p, const char *result,
-		      const struct throttle_verdict *verdict)
+		      const struct throttle_verdict *verdict, const char *limit)
 {
 	count_login(s, p, result);
 	struct log_line l;
@@ -80,6 +82,8 @@ static void log_login(const struct session *s, const struct pending_login *p, co
 		log_str(&l, "attack", "password_spraying");
 	else if (verdict != NULL && verdict->distributed)
 		log_str(&l, "attack", "distributed");
+	if (limit != NULL)
+		log_str(&l, "limit", limit);
 	log_str(&l, "tls", conn_tls_version(s->conn));
 	log_end(&l);
 }
@@ -112,13 +116,23 @@ static void finish_login(struct session *s)
 	struct pending_login *p = s->login;
 	struct imapd_context *ctx = s->ctx;
 	uint64_t now = ev_now(ctx->loop);
-	if (p->matched && session_open_store(s, p->user) < 0) {
-		log_login(s, p, "store_unavailable", NULL);
+	const char *limit = NULL;
+	if (p->matched && session_user_limit_check(s, p->user, &limit) < 0) {
+		/* The password was right: no throttle penalty, but no session
+		 * either while the user holds too many. */
+		METRIC_INC(ctx->metrics->limits[strcmp(limit, "max_sessions_per_user") == 0
+						? METRICS_LIMIT_SESSIONS_PER_USER
+						: METRICS_LIMIT_SESSIONS_PER_USER_IP]);
+		log_login(s, p, "limit", NULL, limit);
+		session_tagged(s, p->tag, "NO", "[LIMIT] Too many sessions for this user");
+	} else if (p->matched && session_open_store(s, p->user) < 0) {
+		log_login(s, p, "store_unavailable", NULL, NULL);
 		session_tagged(s, p->tag, "NO", "[UNAVAILABLE] Your mailbox can't be opened now; try again later");
 	} else if (p->matched) {
 		throttle_success(ctx->throttle, s->conn->peer_ip, p->user, now);
-		log_login(s, p, "ok", NULL);
+		log_login(s, p, "ok", NULL, NULL);
 		s->user = xstrdup(p->user);
+		session_user_count(s, p->user);
 		session_set_state(s, SESSION_AUTHENTICATED);
 		struct buf caps = BUF_INIT;
 		session_capabilities(s, &caps);
@@ -126,7 +140,7 @@ static void finish_login(struct session *s)
 		session_tagged(s, p->tag, "OK", "[CAPABILITY %s] Logged in", caps.data);
 		buf_free(&caps);
 	} else {
-		log_login(s, p, "fail", NULL);
+		log_login(s, p, "fail", NULL, NULL);
 		session_tagged(s, p->tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
 	}
 	pending_login_free(&s->login);
@@ -154,7 +168,7 @@ static void login_checked(struct session *s, bool matched)
 		if (verdict.delay_ms > p->delay_ms)
 			p->delay_ms = verdict.delay_ms;
 		if (verdict.spraying || verdict.distributed)
-			log_login(s, p, "throttled", &verdict);
+			log_login(s, p, "throttled", &verdict, NULL);
 	}
 	uint64_t elapsed = now - p->started_ms;
 	if (elapsed >= p->delay_ms) {

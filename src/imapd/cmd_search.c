@@ -14,6 +14,7 @@
 #include "imapd/search_match.h"
 #include "imapd/selected.h"
 #include "imapd/session.h"
+#include "metrics/metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +166,10 @@ static void save_result(struct session *s, const struct search_run *run)
 
 /* Ends the command: the response, the tagged reply, and the session takes
  * its next command if the search went asynchronous. */
+/* failure: SEARCH_MATCH_ERROR, SEARCH_MATCH_NO (done), or
+ * SEARCH_STOPPED_AT_LIMIT (max_search_body_reads reached). */
+#define SEARCH_STOPPED_AT_LIMIT ((enum search_match_result)3)
+
 static void finish(struct search_run *run, enum search_match_result failure)
 {
 	struct session *s = run->s;
@@ -176,15 +181,22 @@ static void finish(struct search_run *run, enum search_match_result failure)
 	log_uint(&l, "bodies_read", run->plan.bodies_opened);
 	log_uint(&l, "slices", run->slices);
 	log_uint(&l, "ms", ev_clock_ms() - run->started_ms);
-	log_str(&l, "result", failure == SEARCH_MATCH_ERROR ? "error" : "ok");
+	log_str(&l, "result", failure == SEARCH_MATCH_ERROR ? "error" : failure == SEARCH_STOPPED_AT_LIMIT ? "limit" : "ok");
 	log_end(&l);
 	bool save = (run->query.return_options & SEARCH_RETURN_SAVE) != 0;
-	/* RFC 5182 2.1: a failed SEARCH with SAVE leaves "$" empty. */
-	if (save && failure == SEARCH_MATCH_ERROR)
+	/* RFC 5182 2.1: a failed SEARCH with SAVE (NO included) leaves "$"
+	 * empty. */
+	if (save && failure != SEARCH_MATCH_NO)
 		selected_save_result(s->selected, NULL, 0);
 	else if (save)
 		save_result(s, run);
-	if (failure == SEARCH_MATCH_ERROR && run->plan.errno_failure != 0) {
+	if (failure == SEARCH_STOPPED_AT_LIMIT) {
+		/* RFC 5530 LIMIT: the command hit an administrative limit. */
+		METRIC_INC(s->ctx->metrics->limits[METRICS_LIMIT_SEARCH_BODY_READS]);
+		session_tagged(s, run->tag, "NO",
+			       "[LIMIT] SEARCH would read more than %d messages; narrow it (for example with SINCE)",
+			       s->ctx->cfg->max_search_body_reads);
+	} else if (failure == SEARCH_MATCH_ERROR && run->plan.errno_failure != 0) {
 		log_msg(LOG_ERROR, "search_failed", "session %s: cannot map a message file: %s", s->id,
 			strerror(run->plan.errno_failure));
 		session_tagged(s, run->tag, "NO", "[SERVERBUG] SEARCH failed; the server log has details");
@@ -252,6 +264,11 @@ static void step(struct search_run *run)
 			add_result(run, run->uid ? sel->msgs[index].uid : (uint32_t)(index + 1));
 			if (sel->msgs[index].modseq > run->max_modseq)
 				run->max_modseq = sel->msgs[index].modseq;
+		}
+		int cap = run->s->ctx->cfg->max_search_body_reads;
+		if (cap > 0 && run->plan.bodies_opened > (unsigned)cap) {
+			finish(run, SEARCH_STOPPED_AT_LIMIT);
+			return;
 		}
 		if (run->plan.bodies_opened == opened && ++since_clock < SEARCH_CLOCK_EVERY)
 			continue;

@@ -18,6 +18,7 @@ struct auth_pool;
 struct session;
 struct notify_watch;
 struct metrics_worker;
+struct shcount;
 
 struct imapd_context {
 	struct ev_loop *loop;
@@ -32,6 +33,8 @@ struct imapd_context {
 	unsigned session_count;
 	bool draining;			/* SIGTERM: no new commands start */
 	struct metrics_worker *metrics;	/* this worker's slot; never NULL */
+	struct shcount *counts;		/* connections per address, sessions per user,
+					 * shared by every worker; NULL: limits off */
 	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
 	int inotify_fd;			/* change-file watches, -1 when unavailable */
 	struct notify_watch *watches;	/* one per watched user */

@@ -14,19 +14,6 @@ void msg_set_free(struct msg_set *set)
 	set->count = 0;
 }
 
-size_t selected_find_uid(const struct selected *sel, uint32_t uid)
-{
-	size_t lo = 0, hi = sel->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (sel->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < sel->count && sel->msgs[lo].uid == uid ? lo : SIZE_MAX;
-}
-
 /* First index whose UID is >= uid. */
 static size_t lower_bound_uid(const struct selected *sel, uint32_t uid)
 {
@@ -39,6 +26,12 @@ static size_t lower_bound_uid(const struct selected *sel, uint32_t uid)
 			hi = mid;
 	}
 	return lo;
+}
+
+size_t selected_find_uid(const struct selected *sel, uint32_t uid)
+{
+	size_t i = lower_bound_uid(sel, uid);
+	return i < sel->count && sel->msgs[i].uid == uid ? i : SIZE_MAX;
 }
 
 static void set_add_range(struct msg_set *set, size_t *cap, size_t from, size_t to)

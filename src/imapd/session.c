@@ -1,6 +1,7 @@
 #include "imapd/session.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/shcount.h"
 #include "core/xalloc.h"
 #include "imap/quote.h"
 #include "imap/utf7.h"
@@ -9,12 +10,19 @@
 #include "metrics/metrics.h"
 #include "store/store.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+/* A session that said goodbye gets this long for the goodbye to be
+ * written; a client that does not read is then simply closed. */
+#define LOGOUT_FLUSH_MS 10000
 
 static const char *const state_names[] = {
 	"not_authenticated", "authenticated", "selected", "logout",
@@ -328,6 +336,7 @@ static void arm_idle_timer(struct session *s)
 {
 	const struct config *cfg = s->ctx->cfg;
 	int seconds = s->state == SESSION_NOT_AUTHENTICATED ? cfg->login_timeout : cfg->idle_timeout;
+	s->stall_bytes_out = s->conn->bytes_out;
 	ev_timer_start(s->ctx->loop, &s->idle_timer, (uint64_t)seconds * 1000);
 }
 
@@ -370,7 +379,8 @@ void session_logout(struct session *s, const char *reason)
 	if (before != METRICS_STATE_COUNT)
 		METRIC_DEC(s->ctx->metrics->sessions[before]);
 	s->state = SESSION_LOGOUT;
-	ev_timer_stop(s->ctx->loop, &s->idle_timer);
+	ev_timer_start(s->ctx->loop, &s->idle_timer, LOGOUT_FLUSH_MS);
+	ev_timer_stop(s->ctx->loop, &s->rate_timer);
 	conn_pause_input(s->conn);
 	conn_close_after_flush(s->conn);
 }
@@ -378,6 +388,26 @@ void session_logout(struct session *s, const char *reason)
 static void idle_timeout_cb(void *ctx)
 {
 	struct session *s = ctx;
+	if (s->state == SESSION_LOGOUT) {
+		/* The goodbye was never read: stop waiting for the client. */
+		session_free(s);
+		return;
+	}
+	if (conn_output_pending(s->conn) > 0) {
+		/* Output waits for the client. Reading slowly (a big FETCH over
+		 * a bad link) is fine: wait another period. Not reading at all
+		 * for a whole period: nothing more can be said, so close now
+		 * (a BYE would land in the middle of what is queued). */
+		if (s->conn->bytes_out != s->stall_bytes_out) {
+			arm_idle_timer(s);
+			return;
+		}
+		METRIC_INC(s->ctx->metrics->limits[METRICS_LIMIT_OUTPUT_STALLED]);
+		if (s->close_reason == NULL)
+			s->close_reason = xstrdup("limit: output stalled");
+		session_free(s);
+		return;
+	}
 	if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
 		/* Nothing can be said before TLS is up: just hang up. */
 		if (s->close_reason == NULL)
@@ -551,12 +581,58 @@ static void handle_literal(struct session *s)
 		conn_write_str(s->conn, "+ Ready for literal data\r\n");
 }
 
+static void rate_timer_cb(void *ctx)
+{
+	struct session *s = ctx;
+	if (!s->busy && s->state != SESSION_LOGOUT)
+		conn_resume_input(s->conn);
+}
+
+/* max_commands_per_second: true when the next command may run now.
+ * Otherwise input is paused until the bucket holds a command again, so
+ * excess commands wait in the socket and none is dropped. */
+static bool rate_allows(struct session *s)
+{
+	uint64_t rate = (uint64_t)s->ctx->cfg->max_commands_per_second;
+	if (rate == 0)
+		return true;
+	uint64_t now = ev_clock_ms();
+	uint64_t cap = rate * 1000;
+	s->rate_tokens += (now - s->rate_refilled_ms) * rate;
+	if (s->rate_tokens > cap)
+		s->rate_tokens = cap;
+	s->rate_refilled_ms = now;
+	if (s->rate_tokens >= 1000)
+		return true;
+	uint64_t wait_ms = (1000 - s->rate_tokens + rate - 1) / rate;
+	if (!ev_timer_active(&s->rate_timer)) {
+		METRIC_INC(s->ctx->metrics->limits[METRICS_LIMIT_COMMAND_RATE]);
+		struct log_line l;
+		log_begin(&l, LOG_DEBUG, "command_rate_limited");
+		log_str(&l, "session", s->id);
+		log_uint(&l, "wait_ms", wait_ms);
+		log_end(&l);
+	}
+	conn_pause_input(s->conn);
+	ev_timer_start(s->ctx->loop, &s->rate_timer, wait_ms);
+	return false;
+}
+
+/* A command (or a line that failed to parse) was read: it costs one. */
+static void rate_charge(struct session *s)
+{
+	if (s->rate_tokens >= 1000)
+		s->rate_tokens -= 1000;
+}
+
 /* Parses and runs pipelined commands until the input is used up or a
  * command goes asynchronous. */
 static void session_process_input(struct session *s)
 {
 	struct conn *c = s->conn;
 	while (!s->busy && s->state != SESSION_LOGOUT && c->in.len > 0) {
+		if (!rate_allows(s))
+			return;
 		size_t consumed = 0;
 		enum imap_parse_result r = imap_parser_feed(s->parser, c->in.data, c->in.len, &consumed);
 		buf_consume(&c->in, consumed);
@@ -564,6 +640,7 @@ static void session_process_input(struct session *s)
 		case IMAP_PARSE_MORE:
 			return;
 		case IMAP_PARSE_COMMAND:
+			rate_charge(s);
 			arm_idle_timer(s);
 			run_command(s, imap_parser_command(s->parser));
 			stream_clear(s);
@@ -582,6 +659,7 @@ static void session_process_input(struct session *s)
 			break;
 		}
 		case IMAP_PARSE_ERROR:
+			rate_charge(s);
 			s->cmd_index = (int)session_command_count + 1;
 			s->cmd_started_us = clock_us();
 			stream_clear(s);
@@ -609,7 +687,7 @@ static void on_input(void *ctx)
 {
 	struct session *s = ctx;
 	session_process_input(s);
-	if (s->busy)
+	if (s->busy || ev_timer_active(&s->rate_timer))
 		conn_pause_input(s->conn);
 }
 
@@ -668,8 +746,53 @@ static const struct conn_handler session_conn_handler = {
 	.on_drained = on_drained,
 };
 
+/* max_connections_per_ip, before any TLS work: a connection over the
+ * limit gets a BYE in clear (on implicit TLS nothing: a handshake is
+ * exactly the work a flood wants from us) and is closed. Every worker
+ * sees the same counts. */
+static bool refuse_over_ip_limit(struct imapd_context *ctx, int fd, const struct config_listener *l,
+				 const char *ip, uint64_t *key_r)
+{
+	int limit = ctx->cfg->max_connections_per_ip;
+	*key_r = 0;
+	if (ctx->counts == NULL || limit == 0 || strcmp(ip, "unknown") == 0 || strcmp(ip, "local") == 0)
+		return false;
+	*key_r = shcount_key(ctx->counts, 'i', ip, NULL);
+	unsigned held = shcount_total(ctx->counts, *key_r);
+	if (held < (unsigned)limit)
+		return false;
+	struct metrics_worker *m = ctx->metrics;
+	size_t index = (size_t)(l - ctx->listeners);
+	if (index < METRICS_MAX_LISTENERS) {
+		METRIC_INC(m->connections_accepted[index]);
+		METRIC_INC(m->connections_refused[index]);
+		METRIC_INC(m->connections_closed[index][METRICS_CLOSE_LIMIT]);
+	}
+	METRIC_INC(m->limits[METRICS_LIMIT_CONNECTIONS_PER_IP]);
+	struct log_line line;
+	log_begin(&line, LOG_WARN, "connection_refused");
+	log_str(&line, "listener", l->name);
+	log_str(&line, "ip", ip);
+	log_str(&line, "reason", "limit: max_connections_per_ip");
+	log_uint(&line, "connections", held);
+	log_end(&line);
+	if (l->tls != LISTENER_TLS_IMPLICIT) {
+		static const char bye[] = "* BYE Too many connections from your address\r\n";
+		/* The socket is new and empty: the line fits its buffer. */
+		if (send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+			log_msg(LOG_DEBUG, "refuse_send", "%s", strerror(errno));
+	}
+	close(fd);
+	return true;
+}
+
 void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listener *l)
 {
+	char ip[64];
+	uint64_t ip_key;
+	conn_peer_address(fd, ip, sizeof(ip), NULL);
+	if (refuse_over_ip_limit(ctx, fd, l, ip, &ip_key))
+		return;
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->ctx = ctx;
 	s->listener = l;
@@ -686,6 +809,13 @@ void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listene
 	}
 	s->parser = imap_parser_new(&(struct imap_parser_limits){ 0 });
 	s->cmd_index = -1;
+	if (ip_key != 0) {
+		s->ip_key = ip_key;
+		s->ip_counted = shcount_add(ctx->counts, ctx->worker_index, ip_key);
+	}
+	conn_set_output_limit(s->conn, ctx->cfg->max_output_buffer, "* BYE Too much output waiting: read it\r\n");
+	s->rate_tokens = (uint64_t)ctx->cfg->max_commands_per_second * 1000;
+	s->rate_refilled_ms = ev_clock_ms();
 	s->conn->metric_in = &ctx->metrics->bytes_in;
 	s->conn->metric_out = &ctx->metrics->bytes_out;
 	if (session_listener_index(s) < METRICS_MAX_LISTENERS)
@@ -693,6 +823,7 @@ void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listene
 	METRIC_INC(ctx->metrics->sessions[METRICS_STATE_NOT_AUTH]);
 	ev_timer_init(&s->idle_timer, idle_timeout_cb, s);
 	ev_timer_init(&s->delay_timer, NULL, s);
+	ev_timer_init(&s->rate_timer, rate_timer_cb, s);
 	session_idle_init(s);
 	apply_limits(s);
 	arm_idle_timer(s);
@@ -740,6 +871,10 @@ static void count_close(struct session *s)
 		METRIC_INC(m->connections_closed[index][metrics_close_from(reason)]);
 	if (reason != NULL && strncmp(reason, "tls_failed", 10) == 0)
 		METRIC_INC(m->tls_failures[metrics_tls_failure_from(reason)]);
+	/* The conn closed it (conn_set_output_limit); the other limits are
+	 * counted where they are decided. */
+	if (reason != NULL && strcmp(reason, "limit: output buffer") == 0)
+		METRIC_INC(m->limits[METRICS_LIMIT_OUTPUT_BUFFER]);
 }
 
 static void session_free(struct session *s)
@@ -750,6 +885,13 @@ static void session_free(struct session *s)
 	session_login_cancel(s);
 	ev_timer_stop(ctx->loop, &s->idle_timer);
 	ev_timer_stop(ctx->loop, &s->delay_timer);
+	ev_timer_stop(ctx->loop, &s->rate_timer);
+	if (s->ip_counted)
+		shcount_remove(ctx->counts, ctx->worker_index, s->ip_key);
+	if (s->user_counted)
+		shcount_remove(ctx->counts, ctx->worker_index, s->user_key);
+	if (s->user_ip_counted)
+		shcount_remove(ctx->counts, ctx->worker_index, s->user_ip_key);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -834,6 +976,37 @@ static void create_special_use_mailboxes(struct session *s)
 				defaults[i].name, text ? text : "");
 		}
 	}
+}
+
+int session_user_limit_check(const struct session *s, const char *user, const char **which_r)
+{
+	const struct imapd_context *ctx = s->ctx;
+	const struct config *cfg = ctx->cfg;
+	if (ctx->counts == NULL)
+		return 0;
+	if (cfg->max_sessions_per_user > 0 &&
+	    shcount_total(ctx->counts, shcount_key(ctx->counts, 'u', user, NULL)) >= (unsigned)cfg->max_sessions_per_user) {
+		*which_r = "max_sessions_per_user";
+		return -1;
+	}
+	if (cfg->max_sessions_per_user_ip > 0 &&
+	    shcount_total(ctx->counts, shcount_key(ctx->counts, 'p', user, s->conn->peer_ip)) >=
+		    (unsigned)cfg->max_sessions_per_user_ip) {
+		*which_r = "max_sessions_per_user_ip";
+		return -1;
+	}
+	return 0;
+}
+
+void session_user_count(struct session *s, const char *user)
+{
+	struct imapd_context *ctx = s->ctx;
+	if (ctx->counts == NULL)
+		return;
+	s->user_key = shcount_key(ctx->counts, 'u', user, NULL);
+	s->user_counted = shcount_add(ctx->counts, ctx->worker_index, s->user_key);
+	s->user_ip_key = shcount_key(ctx->counts, 'p', user, s->conn->peer_ip);
+	s->user_ip_counted = shcount_add(ctx->counts, ctx->worker_index, s->user_ip_key);
 }
 
 int session_open_store(struct session *s, const char *user)

@@ -101,6 +101,16 @@ struct session {
 	char *auth_tag;			/* AUTHENTICATE waiting for its response line */
 	struct pending_login *login;
 	char *close_reason;
+	/* Shared counts this session holds (core/shcount.h), given back when
+	 * it ends; a key is held only when its flag says it was counted. */
+	uint64_t ip_key, user_key, user_ip_key;
+	bool ip_counted, user_counted, user_ip_counted;
+	/* Command rate: a token bucket in thousandths of a command, refilled
+	 * at max_commands_per_second, holding one second's worth. */
+	uint64_t rate_tokens;
+	uint64_t rate_refilled_ms;
+	struct ev_timer rate_timer;	/* input paused until a token is back */
+	uint64_t stall_bytes_out;	/* bytes written when idle_timer was armed */
 };
 
 /* The command table, sorted by name (session.c looks names up with bsearch). */
@@ -187,5 +197,10 @@ void cmd_search(struct session *s, const struct imap_command *cmd);
 /* The AUTHENTICATE continuation line arrived. */
 void session_auth_continue(struct session *s, const char *line, size_t len);
 void session_login_cancel(struct session *s);
+/* At a successful password check: 0 when the user may have one more
+ * session, or -1 with *which_r set to the limit that refuses it. */
+int session_user_limit_check(const struct session *s, const char *user, const char **which_r);
+/* The user logged in: count the session against the user limits. */
+void session_user_count(struct session *s, const char *user);
 
 #endif

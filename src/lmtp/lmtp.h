@@ -17,12 +17,15 @@
 
 struct passwd_file;
 struct lmtp_session;
+struct metrics_worker;
 
 struct lmtp_context {
 	struct ev_loop *loop;
 	const struct config *cfg;	/* data_dir, hostname, max_literal_size */
 	struct passwd_file *passwd;	/* which users exist (refreshed per RCPT) */
 	unsigned worker_index;
+	struct metrics_worker *metrics;	/* deliveries are counted here; never NULL */
+	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
 	uint64_t next_session_id;
 	struct lmtp_session *sessions;	/* every live session */
 	unsigned session_count;

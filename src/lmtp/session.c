@@ -19,6 +19,7 @@
 #include "lmtp/address.h"
 #include "lmtp/data.h"
 #include "lmtp/deliver.h"
+#include "metrics/metrics.h"
 #include "net/conn.h"
 
 #include <ctype.h>
@@ -434,6 +435,27 @@ static void log_delivery(struct lmtp_session *s, const struct lmtp_rcpt *r,
 	log_end(&l);
 }
 
+/* One delivery per recipient, by the reply it gets: 2xx ok, 5xx
+ * rejected, 4xx tempfail. The time covers the store append and its
+ * fsync, the part an MTA waits for. */
+static void count_delivery(struct lmtp_session *s, enum lmtp_deliver_status status, uint64_t ms)
+{
+	struct metrics_worker *m = s->ctx->metrics;
+	switch (status) {
+	case LMTP_DELIVER_OK:
+		METRIC_INC(m->deliveries[METRICS_DELIVERY_OK]);
+		break;
+	case LMTP_DELIVER_QUOTA:
+	case LMTP_DELIVER_REFUSED:
+		METRIC_INC(m->deliveries[METRICS_DELIVERY_REJECTED]);
+		break;
+	case LMTP_DELIVER_TEMPFAIL:
+		METRIC_INC(m->deliveries[METRICS_DELIVERY_TEMPFAIL]);
+		break;
+	}
+	metrics_observe(&m->delivery_latency, ms * 1000);
+}
+
 static void deliver_one(struct lmtp_session *s, const struct lmtp_rcpt *r)
 {
 	/* RFC 2033 4.2 / Dovecot: Return-Path from MAIL FROM, Delivered-To
@@ -442,6 +464,7 @@ static void deliver_one(struct lmtp_session *s, const struct lmtp_rcpt *r)
 	char prefix[HEADROOM + 1];
 	int n = snprintf(prefix, sizeof(prefix), RETURN_PATH_FMT DELIVERED_TO_FMT, s->sender, r->address);
 	if (n < 0 || (size_t)n > HEADROOM) {
+		METRIC_INC(s->ctx->metrics->deliveries[METRICS_DELIVERY_TEMPFAIL]);
 		reply(s, "451 4.3.0 <%s> Internal error", r->address);
 		return;
 	}
@@ -449,7 +472,9 @@ static void deliver_one(struct lmtp_session *s, const struct lmtp_rcpt *r)
 	memcpy(start, prefix, (size_t)n);
 	size_t size = s->message.len - HEADROOM + (size_t)n;
 	struct lmtp_deliver_result res;
+	uint64_t started = ev_clock_ms();
 	lmtp_deliver(s->ctx->cfg->data_dir, r->user, r->detail, start, size, &res);
+	count_delivery(s, res.status, ev_clock_ms() - started);
 	log_delivery(s, r, &res, size);
 	switch (res.status) {
 	case LMTP_DELIVER_OK:
@@ -474,11 +499,13 @@ static void finish_data(struct lmtp_session *s)
 {
 	/* RFC 2033 4.2: one reply per accepted recipient, in RCPT order. */
 	for (size_t i = 0; i < s->rcpt_count; i++) {
-		if (s->data.too_big)
+		if (s->data.too_big) {
+			METRIC_INC(s->ctx->metrics->deliveries[METRICS_DELIVERY_REJECTED]);
 			reply(s, "552 5.3.4 <%s> Message too big (limit %llu bytes)", s->rcpts[i].address,
 			      (unsigned long long)s->data.limit);
-		else
+		} else {
 			deliver_one(s, &s->rcpts[i]);
+		}
 	}
 	if (s->data.too_big) {
 		struct log_line l;
@@ -590,6 +617,9 @@ void lmtp_accept(struct lmtp_context *ctx, int fd, const struct config_listener 
 	}
 	ev_timer_init(&s->timer, timeout_cb, s);
 	arm_timer(s);
+	size_t index = (size_t)(l - ctx->listeners);
+	if (index < METRICS_MAX_LISTENERS)
+		METRIC_INC(ctx->metrics->connections_accepted[index]);
 	s->next = ctx->sessions;
 	if (ctx->sessions != NULL)
 		ctx->sessions->prev = s;
@@ -622,6 +652,9 @@ static void session_free(struct lmtp_session *s)
 	log_uint(&l, "duration_ms", ev_clock_ms() - s->connected_ms);
 	log_uint(&l, "bytes_in", s->conn->bytes_in);
 	log_end(&l);
+	size_t index = (size_t)(s->listener - ctx->listeners);
+	if (index < METRICS_MAX_LISTENERS)
+		METRIC_INC(ctx->metrics->connections_closed[index][metrics_close_from(s->close_reason)]);
 	ev_timer_stop(ctx->loop, &s->timer);
 	if (s->prev != NULL)
 		s->prev->next = s->next;

@@ -32,7 +32,11 @@ static const char *const tls_failure_names[METRICS_TLS_FAILURE_COUNT] = {
 	"no_shared_cipher", "protocol_version", "alert", "timeout", "other",
 };
 static const char *const mechanism_names[METRICS_MECH_COUNT] = { "LOGIN", "PLAIN" };
-static const char *const login_result_names[METRICS_LOGIN_RESULT_COUNT] = { "ok", "failed", "unavailable" };
+static const char *const login_result_names[METRICS_LOGIN_RESULT_COUNT] = { "ok", "failed", "unavailable", "limit" };
+static const char *const limit_names[METRICS_LIMIT_COUNT] = {
+	"connections_per_ip", "sessions_per_user", "sessions_per_user_ip", "command_rate",
+	"output_buffer", "output_stalled", "search_body_reads",
+};
 static const char *const result_names[METRICS_RESULT_COUNT] = { "ok", "no", "bad" };
 static const char *const state_names[METRICS_STATE_COUNT] = { "not_authenticated", "authenticated", "selected" };
 static const char *const delivery_names[METRICS_DELIVERY_COUNT] = { "ok", "rejected", "tempfail" };
@@ -133,7 +137,9 @@ enum metrics_close metrics_close_from(const char *reason)
 		return METRICS_CLOSE_TIMEOUT;
 	if (strncmp(reason, "limit", 5) == 0)
 		return METRICS_CLOSE_LIMIT;
-	if (strcmp(reason, "logout") == 0 || strcmp(reason, "eof") == 0 || strcmp(reason, "shutdown") == 0)
+	/* "quit": LMTP's QUIT. */
+	if (strcmp(reason, "logout") == 0 || strcmp(reason, "eof") == 0 || strcmp(reason, "shutdown") == 0 ||
+	    strcmp(reason, "quit") == 0)
 		return METRICS_CLOSE_OK;
 	return METRICS_CLOSE_ERROR;
 }
@@ -275,6 +281,11 @@ static void render_sessions(const struct metrics_shared *s, const struct metrics
 	}
 	header(out, "postern_slow_commands_total", "counter", "Commands slower than slow_command_threshold.");
 	buf_printf(out, "postern_slow_commands_total %llu\n", (unsigned long long)sum_at(s, OFFSET(slow_commands)));
+	header(out, "postern_limit_exceeded_total", "counter",
+	       "Times an abuse limit took effect (refused, delayed or disconnected), by limit.");
+	for (unsigned i = 0; i < METRICS_LIMIT_COUNT; i++)
+		buf_printf(out, "postern_limit_exceeded_total{limit=\"%s\"} %llu\n", limit_names[i],
+			   (unsigned long long)sum_at(s, OFFSET(limits[i])));
 }
 
 void metrics_render(const struct metrics_shared *s, const struct metrics_labels *l, struct buf *out)

@@ -41,6 +41,7 @@ enum metrics_login_result {
 	METRICS_LOGIN_OK,
 	METRICS_LOGIN_FAILED,
 	METRICS_LOGIN_UNAVAILABLE,	/* right password, store could not be opened */
+	METRICS_LOGIN_LIMIT,		/* right password, too many sessions of the user */
 	METRICS_LOGIN_RESULT_COUNT,
 };
 enum metrics_result { METRICS_OK, METRICS_NO, METRICS_BAD, METRICS_RESULT_COUNT };
@@ -49,6 +50,17 @@ enum metrics_session_state {
 	METRICS_STATE_AUTH,
 	METRICS_STATE_SELECTED,
 	METRICS_STATE_COUNT,
+};
+/* Abuse limits (core/limits.h), each counted when it bites. */
+enum metrics_limit {
+	METRICS_LIMIT_CONNECTIONS_PER_IP,	/* connection refused at accept */
+	METRICS_LIMIT_SESSIONS_PER_USER,	/* login refused */
+	METRICS_LIMIT_SESSIONS_PER_USER_IP,	/* login refused */
+	METRICS_LIMIT_COMMAND_RATE,		/* a session's input paused */
+	METRICS_LIMIT_OUTPUT_BUFFER,		/* a slow reader disconnected */
+	METRICS_LIMIT_OUTPUT_STALLED,		/* a reader that stopped, disconnected */
+	METRICS_LIMIT_SEARCH_BODY_READS,	/* a SEARCH stopped */
+	METRICS_LIMIT_COUNT,
 };
 enum metrics_delivery { METRICS_DELIVERY_OK, METRICS_DELIVERY_REJECTED, METRICS_DELIVERY_TEMPFAIL, METRICS_DELIVERY_COUNT };
 
@@ -82,6 +94,7 @@ struct metrics_worker {
 	uint64_t throttled_logins;
 	int64_t throttled_sources;				/* gauge */
 	uint64_t slow_commands;
+	uint64_t limits[METRICS_LIMIT_COUNT];
 };
 
 struct metrics_shared;

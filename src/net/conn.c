@@ -52,27 +52,33 @@ static void ssl_failure_reason(struct conn *c, const char *what, int ssl_error)
 	conn_report_close(c, reason);
 }
 
-static void peer_address(struct conn *c)
+void conn_peer_address(int fd, char *ip, size_t ip_size, int *port_r)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	snprintf(c->peer_ip, sizeof(c->peer_ip), "unknown");
-	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
+	int port = 0;
+	snprintf(ip, ip_size, "unknown");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		goto out;
 	if (ss.ss_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &sin->sin_addr, c->peer_ip, sizeof(c->peer_ip));
-		c->peer_port = ntohs(sin->sin_port);
+		if (inet_ntop(AF_INET, &sin->sin_addr, ip, (socklen_t)ip_size) == NULL)
+			snprintf(ip, ip_size, "unknown");
+		port = ntohs(sin->sin_port);
 	} else if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
-		c->peer_port = ntohs(sin6->sin6_port);
+		if (inet_ntop(AF_INET6, &sin6->sin6_addr, ip, (socklen_t)ip_size) == NULL)
+			snprintf(ip, ip_size, "unknown");
+		port = ntohs(sin6->sin6_port);
 		/* One client, one throttle entry, whichever socket family it used. */
-		if (strncmp(c->peer_ip, "::ffff:", 7) == 0 && strchr(c->peer_ip + 7, '.') != NULL)
-			memmove(c->peer_ip, c->peer_ip + 7, strlen(c->peer_ip + 7) + 1);
+		if (strncmp(ip, "::ffff:", 7) == 0 && strchr(ip + 7, '.') != NULL)
+			memmove(ip, ip + 7, strlen(ip + 7) + 1);
 	} else if (ss.ss_family == AF_UNIX) {
-		snprintf(c->peer_ip, sizeof(c->peer_ip), "local");
+		snprintf(ip, ip_size, "local");
 	}
+out:
+	if (port_r != NULL)
+		*port_r = port;
 }
 
 static void conn_handshake(struct conn *c)
@@ -184,7 +190,7 @@ struct conn *conn_new(struct ev_loop *loop, int fd, const struct conn_handler *h
 	/* Responses are batched per loop pass already; Nagle would only add
 	 * a delayed-ACK stall to each small reply. Failure is harmless. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	peer_address(c);
+	conn_peer_address(fd, c->peer_ip, sizeof(c->peer_ip), &c->peer_port);
 	if (tls != NULL) {
 		c->tls = tls_server_ref(tls);
 		if (create_ssl(c) < 0) {
@@ -265,6 +271,21 @@ static void output_drained(struct conn *c)
 		c->handler->on_drained(c->ctx);
 }
 
+/* The client does not read what it asked for: one last try with the
+ * goodbye, then the session hears of it and closes. */
+static void output_overflow(struct conn *c)
+{
+	const char *goodbye = c->output_goodbye;
+	c->output_limit = 0;	/* this runs once */
+	if (goodbye != NULL) {
+		buf_append_str(&c->out, goodbye);
+		conn_flush(c);
+		if (c->dead || c->handler == NULL)
+			return;
+	}
+	conn_report_close(c, "limit: output buffer");
+}
+
 static void conn_flush(struct conn *c)
 {
 	if (c->dead || c->handler == NULL)
@@ -310,8 +331,12 @@ static void conn_flush(struct conn *c)
 		if (c->metric_out != NULL)
 			__atomic_fetch_add(c->metric_out, (uint64_t)n, __ATOMIC_RELAXED);
 	}
-	if (c->out_sent == c->out.len)
+	if (c->out_sent == c->out.len) {
 		output_drained(c);
+	} else if (c->output_limit > 0 && c->out.len - c->out_sent > c->output_limit) {
+		output_overflow(c);
+		return;
+	}
 	if (!c->dead && c->handler != NULL)
 		conn_update_events(c);
 }
@@ -428,6 +453,12 @@ void conn_printf(struct conn *c, const char *fmt, ...)
 	buf_vprintf(&c->out, fmt, ap);
 	va_end(ap);
 	ev_defer_queue(c->loop, &c->flush_defer);
+}
+
+void conn_set_output_limit(struct conn *c, size_t limit, const char *goodbye)
+{
+	c->output_limit = limit;
+	c->output_goodbye = goodbye;
 }
 
 size_t conn_output_pending(const struct conn *c)

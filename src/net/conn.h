@@ -61,6 +61,8 @@ struct conn {
 	int peer_port;
 	uint64_t bytes_in, bytes_out;
 	uint64_t *metric_in, *metric_out;	/* optional shared counters to add to */
+	size_t output_limit;		/* most output queued before a close; 0: none */
+	const char *output_goodbye;	/* line tried once before that close, or NULL */
 	const struct conn_handler *handler;
 	void *ctx;
 	char tls_error[160];		/* why the handshake failed */
@@ -81,6 +83,16 @@ int conn_start_tls(struct conn *conn, struct tls_server *tls);
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_write_str(struct conn *conn, const char *s);
 void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A reader that lets more than limit bytes pile up unwritten is closed:
+ * on_close is called with reason "limit: output buffer" (outside any
+ * session callback, from the flush). goodbye (static, may be NULL) is
+ * queued and written if the socket still takes it: best effort, since a
+ * client that does not read will not see it. */
+void conn_set_output_limit(struct conn *conn, size_t limit, const char *goodbye);
+/* The peer address of a connected socket as conn_new formats it
+ * ("192.0.2.1", "2001:db8::1", IPv4-mapped IPv6 as IPv4, "local" for a
+ * unix socket, "unknown" when it can't be read); port_r may be NULL. */
+void conn_peer_address(int fd, char *ip, size_t ip_size, int *port_r);
 /* Bytes queued and not yet written. */
 size_t conn_output_pending(const struct conn *conn);
 /* After queued output is written, close; on_close is then called with

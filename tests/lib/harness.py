@@ -112,11 +112,18 @@ class Server:
         if start:
             self.start()
 
-    def start(self, expect_fail=False, timeout=20):
+    def start(self, expect_fail=False, timeout=20, env=None, ready="log"):
+        """env: extra environment variables for the server process.
+        ready: "log" waits for the master's ready line; "port" (for a
+        server that logs to syslog) until the first listener accepts."""
         self.log = open(self.log_path, "ab")
         log_start = self.log.tell()
+        # A test runner started by systemd must not have its servers
+        # report to the runner's own manager.
+        full_env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        full_env.update(env or {})
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
+                                     stderr=subprocess.STDOUT, cwd=self.dir, env=full_env)
         _servers.append(self)
         if expect_fail:
             try:
@@ -127,6 +134,16 @@ class Server:
         # The master logs "ready" after every listener is bound; probing
         # the ports instead would count as connections in the metrics.
         deadline = time.monotonic() + timeout
+        if ready == "port":
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", next(iter(self.ports.values())))) == 0:
+                        return 0
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"server never listened:\n{self.read_log()}")
+                time.sleep(0.02)
         while "event=ready" not in self.read_log()[log_start:]:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
@@ -244,8 +261,17 @@ def client_tls_context(minimum=None, maximum=None):
 class Client:
     """A line-oriented IMAP client for tests: raw bytes in, lines out."""
 
-    def __init__(self, port, tls=False, timeout=10, context=None, server_hostname=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, tls=False, timeout=10, context=None, server_hostname=None,
+                 source=None, rcvbuf=None):
+        """source: local address to connect from ("127.0.0.2"); rcvbuf: a
+        small receive buffer for a client that plays a slow reader."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect(("127.0.0.1", port))
         if tls:
             self.sock = (context or client_tls_context()).wrap_socket(
                 self.sock, server_hostname=server_hostname)

@@ -59,6 +59,12 @@ static void test_defaults(void)
 	CHECK_STR(cfg.log_level, "info");
 	CHECK(cfg.pid_file == NULL);
 	CHECK(cfg.metrics_address == NULL);
+	CHECK_INT(cfg.max_connections_per_ip, 50);
+	CHECK_INT(cfg.max_sessions_per_user, 100);
+	CHECK_INT(cfg.max_sessions_per_user_ip, 50);
+	CHECK_INT(cfg.max_commands_per_second, 200);
+	CHECK_INT(cfg.max_output_buffer, 16 * 1024 * 1024);
+	CHECK_INT(cfg.max_search_body_reads, 50000);
 	CHECK_INT(cfg.listener_count, 0);
 	CHECK(cfg.listeners_defaulted);
 	config_free(&cfg);
@@ -269,7 +275,8 @@ static void test_bad_lines(void)
 		{ "[listener a b]\n",
 		  "t.conf:1: listener name 'a b' may only hold letters, digits, '.', '_' and '-'\n" },
 		{ "[metrics x]\n", "t.conf:1: [metrics] takes no name\n" },
-		{ "[metrics]\n", "t.conf:1: [metrics] has no address\n" },
+		{ "max_output_buffer = 1K\n", "t.conf:1: 'max_output_buffer' must be between 65536 and 1073741824 (got 1024)\n" },
+		{ "max_connections_per_ip = -1\n", "t.conf:1: 'max_connections_per_ip' must not be negative (got -1)\n" },
 		{ "[metrics]\naddress = 1.2.3.4\n",
 		  "t.conf:2: [metrics]: bad address '1.2.3.4': expected HOST:PORT\n" },
 		{ "[metrics]\naddress = *:9000\n[metrics]\naddress = *:9001\n",
@@ -539,6 +546,30 @@ static void test_load_missing(void)
 }
 
 /* config check points at the line of each key it finds a problem with. */
+/* [metrics] without an address serves on loopback port 9143; the limit
+ * keys parse and 0 turns a limit off. */
+static void test_metrics_default_and_limits(void)
+{
+	struct config cfg;
+	CHECK_INT(parse(&cfg, "max_connections_per_ip = 0\nmax_sessions_per_user = 3\n"
+			      "max_sessions_per_user_ip = 2\nmax_commands_per_second = 10\n"
+			      "max_output_buffer = 1M\nmax_search_body_reads = 7\n[metrics]\n"), 0);
+	CHECK_STR(error_text, "");
+	CHECK_STR(cfg.metrics_address, "127.0.0.1:9143");
+	CHECK_INT(cfg.metrics_addr.ss_family, AF_INET);
+	CHECK_INT(ntohs(((struct sockaddr_in *)&cfg.metrics_addr)->sin_port), 9143);
+	CHECK_INT(cfg.max_connections_per_ip, 0);
+	CHECK_INT(cfg.max_sessions_per_user, 3);
+	CHECK_INT(cfg.max_sessions_per_user_ip, 2);
+	CHECK_INT(cfg.max_commands_per_second, 10);
+	CHECK_INT(cfg.max_output_buffer, 1024 * 1024);
+	CHECK_INT(cfg.max_search_body_reads, 7);
+	config_free(&cfg);
+	CHECK_INT(parse(&cfg, "log_target = syslog\n"), 0);
+	CHECK_STR(cfg.log_target, "syslog");
+	config_free(&cfg);
+}
+
 static void test_key_lines(void)
 {
 	struct config cfg;
@@ -571,5 +602,6 @@ int main(void)
 	RUN(test_relative_paths);
 	RUN(test_load_missing);
 	RUN(test_key_lines);
+	RUN(test_metrics_default_and_limits);
 	return harness_finish();
 }
