@@ -7,6 +7,7 @@
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
 #include "imapd/notify.h"
+#include "imapd/store_cache.h"
 #include "metrics/metrics.h"
 #include "lmtp/lmtp.h"
 #include "net/ev.h"
@@ -216,6 +217,7 @@ static void worker_cleanup(struct worker *w)
 {
 	stop_listening(w);
 	imapd_close_all(&w->imapd);
+	store_cache_deinit(&w->imapd);
 	if (w->imapd.inotify_fd >= 0)
 		ev_io_stop(w->loop, &w->inotify_io);
 	notify_deinit(&w->imapd);

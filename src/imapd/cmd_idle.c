@@ -7,7 +7,9 @@
 #include "imapd/notify.h"
 #include "imapd/selected.h"
 #include "imapd/session.h"
+#include "core/log.h"
 #include "core/xalloc.h"
+#include "imapd/store_cache.h"
 #include "metrics/metrics.h"
 
 #include <stdlib.h>
@@ -33,11 +35,33 @@ static void poll_cb(void *ctx)
 	ev_timer_start(s->ctx->loop, &s->poll_timer, IDLE_POLL_MS);
 }
 
+/* While idling a session holds no store handle (store_cache.h): it takes
+ * one back for as long as it needs it. */
+static bool take_store(struct session *s)
+{
+	if (s->store != NULL || s->user == NULL)
+		return s->store != NULL;
+	enum store_error error;
+	char *text = NULL;
+	s->store = store_cache_acquire(s->ctx, s->user, &error, &text);
+	if (s->store == NULL) {
+		log_msg(LOG_ERROR, "store_open_failed", "session %s user %s: %s", s->id, s->user,
+			text ? text : store_error_name(error));
+		free(text);
+		return false;
+	}
+	return true;
+}
+
 void session_idle_wake(struct session *s)
 {
+	if (!take_store(s))
+		return;
 	/* RFC 2177: any untagged response may be sent while idling,
 	 * EXPUNGE included, since IDLE is a command in progress. */
 	session_sync(s, true);
+	if (s->idling)
+		store_cache_release(s->ctx, s->user, &s->store);
 }
 
 void cmd_idle(struct session *s, const struct imap_command *cmd)
@@ -57,6 +81,7 @@ void cmd_idle(struct session *s, const struct imap_command *cmd)
 	ev_timer_start(s->ctx->loop, &s->keepalive_timer, (uint64_t)s->ctx->cfg->idle_keepalive_interval * 1000);
 	if (!notify_available(s->ctx) || s->watch_wd < 0)
 		ev_timer_start(s->ctx->loop, &s->poll_timer, IDLE_POLL_MS);
+	store_cache_release(s->ctx, s->user, &s->store);
 }
 
 void session_idle_end(struct session *s, const char *line, size_t len)
@@ -67,6 +92,12 @@ void session_idle_end(struct session *s, const char *line, size_t len)
 	METRIC_DEC(s->ctx->metrics->idle_sessions);
 	ev_timer_stop(s->ctx->loop, &s->keepalive_timer);
 	ev_timer_stop(s->ctx->loop, &s->poll_timer);
+	if (!take_store(s) && s->user != NULL) {
+		session_untagged(s, "BYE Your mailbox can't be opened now; try again later");
+		session_logout(s, "store_unavailable");
+		free(tag);
+		return;
+	}
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
 		session_ok(s, tag, "IDLE terminated");
 	else

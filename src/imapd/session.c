@@ -7,6 +7,7 @@
 #include "imap/utf7.h"
 #include "imapd/notify.h"
 #include "imapd/selected.h"
+#include "imapd/store_cache.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 
@@ -907,7 +908,7 @@ static void session_free(struct session *s)
 	 * files go now, before the store handle. */
 	stream_clear(s);
 	free(s->stream_blobs);
-	store_close(&s->store);
+	store_cache_release(s->ctx, s->user, &s->store);
 	conn_free(&s->conn);
 	imap_parser_free(&s->parser);
 	free(s->user);
@@ -1013,7 +1014,8 @@ int session_open_store(struct session *s, const char *user)
 {
 	enum store_error error;
 	char *text = NULL;
-	if (store_open(s->ctx->cfg->data_dir, user, &s->store, &error, &text) < 0) {
+	s->store = store_cache_acquire(s->ctx, user, &error, &text);
+	if (s->store == NULL) {
 		struct log_line l;
 		log_begin(&l, LOG_ERROR, "store_open_failed");
 		log_str(&l, "session", s->id);

@@ -257,7 +257,7 @@ static void conn_update_events(struct conn *c)
 
 static void output_drained(struct conn *c)
 {
-	buf_consume(&c->out, c->out.len);
+	buf_free(&c->out);	/* idle connections keep no output buffer either */
 	c->out_sent = 0;
 	if (c->closing) {
 		conn_report_close(c, "logout");
@@ -407,6 +407,10 @@ static void conn_read(struct conn *c)
 	}
 	if (total > 0 && c->handler != NULL)
 		c->handler->on_input(c->ctx);
+	/* An idle connection holds no buffer: the 16 KiB reserved for a read
+	 * that found nothing, or left once everything was parsed, goes back. */
+	if (!c->dead && c->in.len == 0 && c->in.cap > 0)
+		buf_free(&c->in);
 	/* Out of budget with more waiting: epoll reports it again (level
 	 * triggered), except for bytes OpenSSL already holds. */
 	if (!c->dead && c->handler != NULL && total >= CONN_READ_BUDGET)

@@ -100,6 +100,12 @@ class Run:
                                   capture_output=True, text=True, timeout=90)
             self.rc = proc.returncode
             self.out = proc.stdout + proc.stderr
+            if self.rc < 0:
+                # The client itself died of a signal (seen: SIGSEGV in
+                # imaplib2's threads right after STARTTLS): run again.
+                print(f"     note: offlineimap died of signal {-self.rc} (client crash), "
+                      f"run again ({attempt + 1})")
+                continue
             if not (self.rc != 0 and STARTTLS_HANG in self.out):
                 break
             server.wait_log(HANG_LOG, count=hangs + 1, timeout=15)
