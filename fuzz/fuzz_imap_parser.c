@@ -1,5 +1,6 @@
 /* libFuzzer target: the parser fed in chunks sized by the first byte, with
- * literals accepted when allowed; every argument also goes through
+ * literals accepted when allowed (or, when the first byte says so, those
+ * above 16 bytes streamed to a sink that counts them); every argument also goes through
  * seqset_parse() and a UTF-7 round trip, which must give back the input. */
 #include "imap/parser.h"
 #include "imap/seqset.h"
@@ -16,6 +17,8 @@ static void visit(const struct imap_arg *args, size_t n)
 			visit(args[i].list, args[i].list_count);
 			continue;
 		}
+		if (imap_arg_is_streamed(&args[i]))
+			continue;	/* its bytes are not here */
 		if (seqset_parse(args[i].str, &set) == 0) {
 			seqset_resolve(&set, 1000);
 			(void)seqset_contains(&set, 7);
@@ -32,10 +35,20 @@ static void visit(const struct imap_arg *args, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void count_sink(void *ctx, const char *bytes, size_t len)
+{
+	(void)bytes;
+	*(size_t *)ctx += len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct imap_parser_limits limits = { 200, 300, 6 };
+	struct imap_parser_limits limits = {
+		.max_line = 200, .max_literal = 300, .max_depth = 6,
+		.stream_threshold = size > 0 && (data[0] & 0x40) ? 16 : 0,
+	};
 	struct imap_parser *p = imap_parser_new(&limits);
+	size_t streamed = 0;
 	size_t chunk = size > 0 ? data[0] % 32 + 1 : 1, pos = 0, consumed;
 	while (pos < size) {
 		size_t len = size - pos < chunk ? size - pos : chunk;
@@ -45,6 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		if (r == IMAP_PARSE_LITERAL && imap_parser_literal_too_large(p))
 			imap_parser_literal_reject(p);
+		else if (r == IMAP_PARSE_LITERAL && imap_parser_literal_size(p) > 16 &&
+			 limits.stream_threshold > 0)
+			imap_parser_literal_stream(p, count_sink, &streamed);
 		else if (r == IMAP_PARSE_LITERAL)
 			imap_parser_literal_accept(p);
 		else if (r == IMAP_PARSE_COMMAND) {

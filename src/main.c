@@ -1,9 +1,15 @@
 /* postern: one binary, subcommands like git. */
+#include "cli/deliver.h"
+#include "cli/config_check.h"
+#include "cli/doctor.h"
+#include "cli/export.h"
+#include "cli/import.h"
 #include "cli/user.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +28,16 @@ static void usage(FILE *out)
 		"                                  edit the password file; the password is read\n"
 		"                                  from the terminal or standard input\n"
 		"  user list [-c FILE | -f PASSWD_FILE]\n"
+		"  deliver [-c FILE] [-m MAILBOX] USER < message\n"
+		"                                  deliver one message (MDA for Postfix, Exim)\n"
+		"  config check [-c FILE]          check the configuration and the files and ports it names\n"
+		"  doctor HOST [--port N[/tls|/starttls]]... [--cafile F] [--user U] [--json] [--timeout S]\n"
+		"                                  check an IMAP server from the outside\n"
+		"  import maildir DIR USER [-c FILE]\n"
+		"  import mbox FILE USER [MAILBOX] [-c FILE]\n"
+		"                                  move mail in (Dovecot, Courier, mbox)\n"
+		"  export maildir USER DIR [-c FILE]\n"
+		"                                  write a Maildir++ tree Dovecot reads\n"
 		"  version                         print the version\n");
 }
 
@@ -105,6 +121,38 @@ out:
 	return status;
 }
 
+/* `postern import|export ...`: -c may come anywhere; without it the default
+ * config is read if it exists, else the built-in defaults apply. */
+static int cmd_migrate(int argc, char **argv, bool import)
+{
+	const char *config_path = NULL;
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	if (rest == NULL)
+		return 1;
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			config_path = argv[++i];
+		else
+			rest[n++] = argv[i];
+	}
+	int status = 1;
+	struct config cfg;
+	config_init_defaults(&cfg);
+	if (config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+		config_path = DEFAULT_CONFIG;
+	if (config_path != NULL) {
+		config_free(&cfg);
+		if (load_config(&cfg, config_path) < 0)
+			goto out;
+	}
+	status = import ? cli_import(n, rest, cfg.data_dir, cfg.user) : cli_export(n, rest, cfg.data_dir);
+out:
+	config_free(&cfg);
+	free(rest);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -116,6 +164,14 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(command, "user") == 0)
 		return cmd_user(argc - 1, argv + 1);
+	if (strcmp(command, "deliver") == 0)
+		return cli_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(command, "config") == 0)
+		return cli_config(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(command, "doctor") == 0)
+		return cli_doctor(argc - 1, argv + 1);
+	if (strcmp(command, "import") == 0 || strcmp(command, "export") == 0)
+		return cmd_migrate(argc - 1, argv + 1, command[0] == 'i');
 	if (strcmp(command, "version") == 0 || strcmp(command, "--version") == 0) {
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;

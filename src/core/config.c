@@ -93,6 +93,7 @@ static const struct key_def key_defs[] = {
 	G("login_timeout", VAL_INT, login_timeout, 1, INT_MAX),
 	G("idle_timeout", VAL_INT, idle_timeout, 1, INT_MAX),
 	G("idle_keepalive_interval", VAL_INT, idle_keepalive_interval, 1, 86400),
+	G("slow_command_threshold", VAL_INT, slow_command_ms, 0, INT_MAX),
 	G("auth_failure_delay", VAL_INT, auth_fail_delay_ms, 0, 600000),
 	G("auth_failure_delay_max", VAL_INT, auth_fail_delay_max_ms, 0, 600000),
 	G("auth_spray_threshold", VAL_INT, auth_spray_users, 1, 100000),
@@ -109,6 +110,8 @@ static const struct key_def key_defs[] = {
 };
 
 #define KEY_COUNT (sizeof(key_defs) / sizeof(key_defs[0]))
+/* global_key_lines is indexed by the key's place in key_defs. */
+_Static_assert(KEY_COUNT <= CONFIG_GLOBAL_KEY_SLOTS, "CONFIG_GLOBAL_KEY_SLOTS too small");
 
 static const char *const section_names[] = { "listener", "certificate", "metrics" };
 
@@ -590,12 +593,20 @@ static void close_listener(struct parser *p)
 	int address_line = seen(p, "address", SEC_LISTENER);
 	const char *error;
 
+	l->address_line = address_line;
 	if (l->address == NULL) {
 		problem(p, l->line, "listener '%s' has no address", l->name);
 	} else if (strncmp(l->address, "unix:", 5) == 0) {
 		check_unix_address(p, l, address_line);
 	} else if (config_parse_address(l->address, &l->addr, &l->addr_len, &error) < 0) {
 		problem(p, address_line, "listener '%s': bad address '%s': %s", l->name, l->address, error);
+	}
+	if (l->protocol == LISTENER_PROTO_LMTP && seen(p, "tls", SEC_LISTENER) != 0 &&
+	    l->tls != LISTENER_TLS_NONE) {
+		/* LMTP carries no passwords and belongs on a unix socket or
+		 * loopback (RFC 2033 1); there is no TLS for it. */
+		problem(p, seen(p, "tls", SEC_LISTENER), "listener '%s': protocol lmtp supports only tls = none",
+			l->name);
 	}
 	if (seen(p, "tls", SEC_LISTENER) == 0) {
 		/* Port 993 is implicit TLS everywhere (RFC 8314 3.3); LMTP is
@@ -642,6 +653,8 @@ static void close_section(struct parser *p)
 			cfg->certificate_count--;
 			break;
 		}
+		c->cert_line = seen(p, "cert", SEC_CERTIFICATE);
+		c->key_line = seen(p, "key", SEC_CERTIFICATE);
 		if (c->cert_file == NULL)
 			problem(p, c->line, "certificate '%s' has no cert", c->name);
 		if (c->key_file == NULL)
@@ -887,6 +900,8 @@ static void parse_key_line(struct parser *p, char *s, int line)
 		return;
 	}
 	p->seen_line[index] = line;
+	if (p->section == SEC_GLOBAL)
+		p->cfg->global_key_lines[index] = line;
 	if (value != NULL)
 		set_value(p, &key_defs[index], value, line);
 }
@@ -1069,6 +1084,7 @@ void config_init_defaults(struct config *cfg)
 	cfg->login_timeout = LIMIT_LOGIN_TIMEOUT_S;
 	cfg->idle_timeout = LIMIT_AUTH_TIMEOUT_S;
 	cfg->idle_keepalive_interval = 120;
+	cfg->slow_command_ms = 1000;
 	cfg->auth_fail_delay_ms = 2000;
 	cfg->auth_fail_delay_max_ms = 15000;
 	cfg->auth_spray_users = 5;
@@ -1124,6 +1140,13 @@ int config_ipv6_available(void)
 	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
 	close(fd);
 	return ok ? 1 : 0;
+}
+
+int config_key_line(const struct config *cfg, const char *key)
+{
+	int i = key_index(key, SEC_GLOBAL);
+
+	return i < 0 ? 0 : cfg->global_key_lines[i];
 }
 
 void config_free(struct config *cfg)

@@ -33,6 +33,7 @@ struct config_listener {
 	enum listener_tls tls;
 	enum listener_protocol protocol;
 	int line;			/* line of the section header, for messages */
+	int address_line;		/* line of its `address` key, 0 when absent */
 };
 
 /* An extra certificate chosen by SNI: "[certificate NAME]" sections. */
@@ -40,8 +41,13 @@ struct config_certificate {
 	char *name;		/* section name, used in logs and metrics */
 	char *cert_file;	/* `cert` key */
 	char *key_file;		/* `key` key */
-	int line;
+	int line;		/* line of the section header */
+	int cert_line;		/* line of its `cert` key, 0 when absent */
+	int key_line;		/* line of its `key` key, 0 when absent */
 };
+
+/* Room for the line of every global key (config.c checks it is enough). */
+#define CONFIG_GLOBAL_KEY_SLOTS 32
 
 struct config {
 	char *path;			/* the file it was read from, or NULL */
@@ -61,6 +67,7 @@ struct config {
 	uint64_t max_literal_size;	/* `max_literal_size`, default 64 MiB */
 	int login_timeout;		/* `login_timeout` seconds, default 60 */
 	int idle_timeout;		/* `idle_timeout` seconds after login, default 1800 */
+	int slow_command_ms;		/* `slow_command_threshold` ms: slower commands are logged; 0 off; default 1000 */
 	int idle_keepalive_interval;	/* `idle_keepalive_interval` seconds between "* OK Still here" in IDLE, default 120 */
 	int auth_fail_delay_ms;		/* `auth_failure_delay`, first penalty, default 2000 */
 	int auth_fail_delay_max_ms;	/* `auth_failure_delay_max`, default 15000 */
@@ -80,6 +87,7 @@ struct config {
 	bool listeners_defaulted;		/* true when no [listener] section was given */
 	struct config_certificate *certificates;
 	size_t certificate_count;
+	int global_key_lines[CONFIG_GLOBAL_KEY_SLOTS];	/* see config_key_line() */
 };
 
 /* Fills cfg with the built-in defaults (no file). */
@@ -109,6 +117,11 @@ int config_parse_address(const char *text, struct sockaddr_storage *addr,
 /* 1 when an AF_INET6 socket can be created and bound to [::]:0, else 0:
  * decides whether the default listeners include IPv6. */
 int config_ipv6_available(void);
+
+/* The line of the file where the global key was set (`tls_cert`,
+ * `data_dir`...), or 0 when it has its default or is not a global key: lets
+ * `postern config check` point at the line behind a problem it finds. */
+int config_key_line(const struct config *cfg, const char *key);
 
 /* Frees everything cfg holds and leaves it zeroed; safe to call twice. */
 void config_free(struct config *cfg);

@@ -7,10 +7,17 @@
 #define LIMIT_LINE_DEFAULT (64 * 1024)
 /* Largest literal, and APPENDLIMIT; config `max_literal_size`. */
 #define LIMIT_LITERAL_DEFAULT (64u * 1024 * 1024)
+/* After login, APPEND literals above this size go to a file as they arrive
+ * (a store blob) instead of into the command's memory; smaller ones are
+ * cheaper kept in memory. */
+#define LIMIT_STREAM_THRESHOLD (256u * 1024)
 /* Longest tag a client may use. */
 #define LIMIT_TAG_LEN 128
 /* Deepest nesting of parenthesised lists in one command. */
 #define LIMIT_LIST_DEPTH 32
+/* Deepest nesting of NOT, OR and parentheses in one SEARCH: evaluation
+ * recurses over the key tree, and NOT NOT NOT ... needs no list. */
+#define LIMIT_SEARCH_DEPTH 64
 /* Most arguments (atoms, strings, lists counted together) in one command. */
 #define LIMIT_ARGS 100000
 /* Literals in one command; APPEND of many messages stays well below. */
@@ -23,6 +30,17 @@
 #define LIMIT_PASSWORD_LEN 1024
 /* Output queued for one client before it is considered a stuck reader. */
 #define LIMIT_OUTPUT_QUEUE (16 * 1024 * 1024)
+
+/* LMTP (src/lmtp): longest command line (RFC 5321 4.5.3.1.4 asks for at
+ * least 512 octets; parameters make real lines longer), longest path in
+ * MAIL FROM or RCPT TO (RFC 5321 4.5.3.1.3: 256), recipients in one
+ * transaction (RFC 5321 4.5.3.1.8: at least 100), seconds a session may
+ * stay silent (RFC 5321 4.5.3.2.7: at least 5 minutes). The message size
+ * limit is `max_literal_size`, advertised as SIZE. */
+#define LIMIT_LMTP_LINE 4096
+#define LIMIT_LMTP_PATH 512
+#define LIMIT_LMTP_RECIPIENTS 1000
+#define LIMIT_LMTP_TIMEOUT_S 300
 
 /* MIME parsing (src/mime): deepest nesting of multipart and message/rfc822
  * parts (deeper entities become text/plain leaves), most parts in one

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+struct metrics_worker;
+
 /* Everything a worker starts from. The fds are the bound listening sockets,
  * in the order of cfg->listeners. */
 struct worker_start {
@@ -17,6 +19,7 @@ struct worker_start {
 	struct tls_server *tls;		/* NULL when no listener uses TLS */
 	const int *listen_fds;
 	size_t listen_count;
+	struct metrics_worker *metrics;	/* the worker's shared slot, or NULL */
 };
 
 /* Runs a worker until SIGTERM has drained it; returns the exit status. */

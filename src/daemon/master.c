@@ -4,6 +4,9 @@
 #include "core/xalloc.h"
 #include "net/ev.h"
 #include "net/listener.h"
+#include "imapd/imapd.h"
+#include "metrics/http.h"
+#include "metrics/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +49,9 @@ struct master {
 	struct ev_timer cert_watch;
 	unsigned long long cert_fingerprint;
 	struct ev_timer stop_timer;
+	struct metrics_shared *metrics;
+	int metrics_fd;			/* bound [metrics] socket until the endpoint takes it */
+	struct metrics_http *metrics_http;
 	bool stopping;
 	bool is_worker;			/* set in a forked child: it returns its status */
 	int worker_status;
@@ -89,6 +95,14 @@ static int bind_all(struct master *m)
 		m->listen_fds[i] = listener_bind(&m->cfg->listeners[i], &errors);
 		if (m->listen_fds[i] < 0)
 			failed = 1;
+	}
+	if (!failed && m->cfg->metrics_address != NULL) {
+		struct config_listener metrics = {
+			.name = "metrics", .address = m->cfg->metrics_address,
+			.addr = m->cfg->metrics_addr, .addr_len = m->cfg->metrics_addr_len,
+		};
+		m->metrics_fd = listener_bind(&metrics, &errors);
+		failed = m->metrics_fd < 0;
 	}
 	if (failed) {
 		fprintf(stderr, "postern: %s", errors.data);
@@ -194,9 +208,13 @@ static void start_worker(struct worker_slot *slot)
 		/* The child leaves the master's loop and runs its own. */
 		m->is_worker = true;
 		m->worker_status = 1;
+		ev_loop_detach_after_fork(m->loop);
 		close(m->signal_fd);
 		m->signal_fd = -1;
+		/* The scrape endpoint is the master's alone. */
+		metrics_http_free(&m->metrics_http);
 		struct worker_start start = {
+			.metrics = metrics_worker_slot(m->metrics, slot->index),
 			.index = slot->index,
 			.cfg = m->cfg,
 			.tls = m->tls ? tls_server_ref(m->tls) : NULL,
@@ -207,6 +225,8 @@ static void start_worker(struct worker_slot *slot)
 		ev_loop_stop(m->loop);
 		return;
 	}
+	if (slot->started_ms != 0 && m->metrics != NULL)
+		METRIC_INC(metrics_worker_slot_peek(m->metrics, slot->index)->restarts);
 	slot->pid = pid;
 	slot->started_ms = ev_clock_ms();
 	log_msg(LOG_INFO, "worker_started", "worker %u pid %d", slot->index, (int)pid);
@@ -412,20 +432,45 @@ static void log_ready(const struct master *m)
 	buf_free(&listeners);
 }
 
-static int refuse_unserved_listeners(const struct config *cfg)
+static void render_metrics(void *ctx, struct buf *body)
 {
-	for (size_t i = 0; i < cfg->listener_count; i++) {
-		if (cfg->listeners[i].protocol == LISTENER_PROTO_LMTP) {
-			fprintf(stderr, "postern: %s: [listener %s]: protocol lmtp is not available in "
-				"this version\n", cfg->path ? cfg->path : "config", cfg->listeners[i].name);
-			return -1;
-		}
+	struct master *m = ctx;
+	const char *listener_names[METRICS_MAX_LISTENERS];
+	size_t listener_count = m->cfg->listener_count < METRICS_MAX_LISTENERS ? m->cfg->listener_count
+									      : METRICS_MAX_LISTENERS;
+	for (size_t i = 0; i < listener_count; i++)
+		listener_names[i] = m->cfg->listeners[i].name;
+	const char *command_names[METRICS_MAX_COMMANDS];
+	size_t command_count = imapd_command_name_count();
+	if (command_count > METRICS_MAX_COMMANDS)
+		command_count = METRICS_MAX_COMMANDS;
+	for (size_t i = 0; i < command_count; i++)
+		command_names[i] = imapd_command_name(i);
+	size_t cert_count = m->tls != NULL ? tls_server_cert_count(m->tls) : 0;
+	struct metrics_cert *certs = xcalloc(cert_count ? cert_count : 1, sizeof(*certs));
+	for (size_t i = 0; i < cert_count; i++) {
+		struct tls_cert_info info;
+		tls_server_cert_info(m->tls, i, &info);
+		certs[i] = (struct metrics_cert){ .name = info.name, .not_after = info.not_after };
 	}
-	return 0;
+	unsigned running = 0;
+	for (unsigned i = 0; i < m->slot_count; i++)
+		running += m->slots[i].pid != 0;
+	struct metrics_labels labels = {
+		.listener_names = listener_names, .listener_count = listener_count,
+		.command_names = command_names, .command_count = command_count,
+		.certs = certs, .cert_count = cert_count, .workers_running = running,
+	};
+	metrics_render(m->metrics, &labels, body);
+	free(certs);
 }
 
 static void master_cleanup(struct master *m)
 {
+	metrics_http_free(&m->metrics_http);
+	if (m->metrics_fd >= 0)
+		close(m->metrics_fd);
+	metrics_shared_free(&m->metrics);
 	close_listeners(m);
 	if (m->signal_fd >= 0)
 		close(m->signal_fd);
@@ -436,7 +481,7 @@ static void master_cleanup(struct master *m)
 
 int master_run(struct config *cfg)
 {
-	struct master m = { .cfg = cfg, .signal_fd = -1 };
+	struct master m = { .cfg = cfg, .signal_fd = -1, .metrics_fd = -1 };
 	enum log_level level = LOG_INFO;
 	(void)log_level_parse(cfg->log_level, &level);
 	enum log_target target = strcmp(cfg->log_target, "syslog") == 0 ? LOG_TARGET_SYSLOG : LOG_TARGET_STDERR;
@@ -444,11 +489,16 @@ int master_run(struct config *cfg)
 
 	int status = 1;
 	m.loop = ev_loop_new();
-	if (m.loop == NULL || refuse_unserved_listeners(cfg) < 0 || check_passwd_file(cfg) < 0 ||
+	if (m.loop == NULL || check_passwd_file(cfg) < 0 ||
 	    load_tls(&m) < 0 || bind_all(&m) < 0 || write_pid_file(cfg) < 0 ||
 	    drop_privileges(cfg) < 0 || setup_signals(&m) < 0)
 		goto out;
 
+	m.metrics = metrics_shared_new((unsigned)cfg->workers);
+	if (m.metrics_fd >= 0 && m.metrics != NULL) {
+		m.metrics_http = metrics_http_new(m.loop, m.metrics_fd, render_metrics, &m);
+		m.metrics_fd = -1;	/* taken over, even on failure */
+	}
 	m.slot_count = (unsigned)cfg->workers;
 	m.slots = xcalloc(m.slot_count, sizeof(*m.slots));
 	for (unsigned i = 0; i < m.slot_count; i++) {

@@ -6,6 +6,8 @@
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
 #include "imapd/notify.h"
+#include "metrics/metrics.h"
+#include "lmtp/lmtp.h"
 #include "net/ev.h"
 
 #include <errno.h>
@@ -35,6 +37,7 @@ struct worker {
 	struct config *boot_cfg;	/* listeners point into it: kept to the end */
 	struct config *cfg;		/* current settings; boot_cfg until a reload */
 	struct imapd_context imapd;
+	struct lmtp_context lmtp;	/* sessions of `protocol = lmtp` listeners */
 	struct passwd_file passwd;
 	struct worker_listener *listeners;
 	size_t listener_count;
@@ -43,6 +46,7 @@ struct worker {
 	struct ev_io pool_io;
 	struct ev_io inotify_io;
 	struct ev_timer drain_check;
+	struct metrics_worker local_metrics;	/* when there is no shared slot */
 	uint64_t drain_deadline;
 	bool draining;
 };
@@ -74,7 +78,10 @@ static void accept_cb(void *ctx, uint32_t events)
 			log_msg(LOG_ERROR, "accept_failed", "listener %s: %s", wl->config->name, strerror(errno));
 			return;
 		}
-		imapd_accept(&w->imapd, fd, wl->config);
+		if (wl->config->protocol == LISTENER_PROTO_LMTP)
+			lmtp_accept(&w->lmtp, fd, wl->config);
+		else
+			imapd_accept(&w->imapd, fd, wl->config);
 	}
 }
 
@@ -90,7 +97,8 @@ static void stop_listening(struct worker *w)
 static void drain_check_cb(void *ctx)
 {
 	struct worker *w = ctx;
-	if (w->imapd.session_count == 0 || ev_now(w->loop) >= w->drain_deadline) {
+	if ((w->imapd.session_count == 0 && w->lmtp.session_count == 0) ||
+	    ev_now(w->loop) >= w->drain_deadline) {
 		ev_loop_stop(w->loop);
 		return;
 	}
@@ -103,9 +111,10 @@ static void worker_drain(struct worker *w)
 		return;
 	w->draining = true;
 	log_msg(LOG_INFO, "worker_draining", "worker %u closing %u sessions", w->index,
-		w->imapd.session_count);
+		w->imapd.session_count + w->lmtp.session_count);
 	stop_listening(w);
 	imapd_shutdown_all(&w->imapd, "Server shutting down");
+	lmtp_shutdown_all(&w->lmtp);
 	w->drain_deadline = ev_now(w->loop) + WORKER_DRAIN_MS;
 	ev_timer_start(w->loop, &w->drain_check, 0);
 }
@@ -139,6 +148,7 @@ static void worker_reload(struct worker *w)
 	}
 	w->cfg = cfg;
 	w->imapd.cfg = cfg;
+	w->lmtp.cfg = cfg;
 	struct throttle_settings ts = throttle_settings_from(cfg);
 	throttle_set_settings(w->imapd.throttle, &ts);
 	struct buf errors = BUF_INIT;
@@ -209,6 +219,7 @@ static void worker_cleanup(struct worker *w)
 	if (w->imapd.inotify_fd >= 0)
 		ev_io_stop(w->loop, &w->inotify_io);
 	notify_deinit(&w->imapd);
+	lmtp_close_all(&w->lmtp);
 	free(w->listeners);
 	if (w->imapd.auth_pool != NULL) {
 		ev_io_stop(w->loop, &w->pool_io);
@@ -251,6 +262,12 @@ int worker_run(const struct worker_start *start)
 	w.imapd.worker_index = start->index;
 	w.imapd.passwd = &w.passwd;
 	w.imapd.inotify_fd = -1;
+	w.imapd.metrics = start->metrics != NULL ? start->metrics : &w.local_metrics;
+	w.imapd.listeners = start->cfg->listeners;
+	w.lmtp.loop = w.loop;
+	w.lmtp.cfg = w.cfg;
+	w.lmtp.worker_index = start->index;
+	w.lmtp.passwd = &w.passwd;
 	struct throttle_settings ts = throttle_settings_from(w.cfg);
 	w.imapd.throttle = throttle_new(&ts);
 	ev_timer_init(&w.drain_check, drain_check_cb, &w);

@@ -6,8 +6,10 @@
  * goes to the tokenizer, which records arguments as (offset, length) tokens
  * into that buffer and resumes across literals. When the last segment is in,
  * the tokens become the imap_arg tree, pointing into the raw buffer: strings
- * are unescaped and NUL-terminated in place, so a 64 MiB APPEND literal is
- * never copied a second time.
+ * are unescaped and NUL-terminated in place, so a literal is never copied
+ * a second time. A literal the caller chose to stream is not kept at all:
+ * its bytes go to the caller's sink and its token only records the size, so
+ * a command's memory is its lines plus its small literals.
  *
  * Splitting the input anywhere gives the same events: every decision is
  * taken on a whole segment, and the one taken early (an overlong line) only
@@ -34,7 +36,7 @@
 enum frame_state {
 	FRAME_LINE,		/* collecting a line segment into raw */
 	FRAME_LITERAL_WAIT,	/* sync literal announced: caller accepts or rejects */
-	FRAME_LITERAL,		/* copying literal bytes into raw */
+	FRAME_LITERAL,		/* copying literal bytes into raw, or to the sink */
 	FRAME_SKIP_LINE,	/* discarding up to LF, watching for a final {n+} */
 	FRAME_SKIP_LITERAL,	/* discarding the bytes of a non-sync literal */
 };
@@ -61,6 +63,7 @@ enum tail_state {
 struct token {
 	enum imap_arg_type type;
 	bool literal8;
+	bool streamed;		/* LITERAL: the bytes went to a sink, not to raw */
 	int32_t parent;		/* index of the enclosing LIST token, -1 at top */
 	uint32_t children;	/* LIST: members */
 	uint32_t first, fill;	/* LIST, while building: slots of the members */
@@ -92,6 +95,8 @@ struct imap_parser {
 	uint64_t lit_size;	/* the literal announced last */
 	bool lit_sync;		/* ... and whether it waits for "+" */
 	uint64_t lit_left;	/* FRAME_LITERAL: bytes still to come */
+	imap_literal_sink_fn *sink;	/* FRAME_LITERAL: streaming to it, or NULL */
+	void *sink_ctx;
 	uint64_t skip_left;	/* FRAME_SKIP_LITERAL: bytes still to drop */
 
 	enum tail_state tail;
@@ -331,6 +336,11 @@ static void build_command(struct imap_parser *p)
 			a->list = t->children > 0 ? p->args + next : NULL;
 			a->list_count = t->children;
 			next += t->children;
+		} else if (t->streamed) {
+			a->str = "";
+			a->len = t->len;
+			a->literal8 = t->literal8;
+			a->streamed = true;
 		} else {
 			/* The byte after every string is a separator, a closing
 			 * quote or the next segment's first byte: all consumed. */
@@ -674,6 +684,8 @@ static void literal_done(struct imap_parser *p)
 {
 	p->frame = FRAME_LINE;
 	p->seg_start = p->raw.len;
+	p->sink = NULL;
+	p->sink_ctx = NULL;
 }
 
 /* A line segment is complete in raw[seg_start..] (LF not stored). */
@@ -722,7 +734,10 @@ static enum imap_parse_result segment_complete(struct imap_parser *p)
 		break;
 	}
 	p->seg_start = p->raw.len;
-	if (p->lit_sync) {
+	/* A big non-synchronizing literal is offered too, though the client
+	 * is already sending it: the caller may want it streamed. */
+	if (p->lit_sync ||
+	    (p->limits.stream_threshold > 0 && p->lit_size > p->limits.stream_threshold)) {
 		p->frame = FRAME_LITERAL_WAIT;
 		return IMAP_PARSE_LITERAL;
 	}
@@ -855,7 +870,10 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const char *data,
 			break;
 		case FRAME_LITERAL: {
 			size_t n = p->lit_left < avail ? (size_t)p->lit_left : avail;
-			buf_append(&p->raw, data + pos, n);
+			if (p->sink != NULL)
+				p->sink(p->sink_ctx, data + pos, n);
+			else
+				buf_append(&p->raw, data + pos, n);
 			pos += n;
 			p->lit_left -= n;
 			if (p->lit_left == 0)
@@ -911,7 +929,7 @@ void imap_parser_free(struct imap_parser **parser)
 
 void imap_parser_set_limits(struct imap_parser *p, const struct imap_parser_limits *limits)
 {
-	struct imap_parser_limits l = { 0, 0, 0 };
+	struct imap_parser_limits l = { 0 };
 	if (limits != NULL)
 		l = *limits;
 	if (l.max_line == 0 || l.max_line > SIZE_MAX / 4)
@@ -948,6 +966,11 @@ uint64_t imap_parser_literal_size(const struct imap_parser *p)
 	return p->lit_size;
 }
 
+bool imap_parser_literal_is_sync(const struct imap_parser *p)
+{
+	return p->lit_sync;
+}
+
 bool imap_parser_literal_too_large(const struct imap_parser *p)
 {
 	return p->lit_size > p->limits.max_literal;
@@ -975,13 +998,42 @@ void imap_parser_literal_accept(struct imap_parser *p)
 		literal_done(p);
 }
 
+void imap_parser_literal_stream(struct imap_parser *p, imap_literal_sink_fn *sink, void *sink_ctx)
+{
+	assert(p->frame == FRAME_LITERAL_WAIT);
+	assert(p->lit_size <= p->limits.max_literal);
+	assert(sink != NULL);
+	/* The literal's token is the last one: the announcement ends its
+	 * segment. Its bytes never reach raw, so the next segment starts
+	 * where they would have. */
+	p->tokens[p->token_count - 1].streamed = true;
+	p->frame = FRAME_LITERAL;
+	p->lit_left = p->lit_size;
+	p->sink = sink;
+	p->sink_ctx = sink_ctx;
+	if (p->lit_left == 0)
+		literal_done(p);
+}
+
 void imap_parser_literal_reject(struct imap_parser *p)
 {
 	assert(p->frame == FRAME_LITERAL_WAIT);
-	/* RFC 9051 7.5: after a NO/BAD instead of "+", the client sends no
-	 * literal; its next line is a new command. */
-	p->frame = FRAME_LINE;
 	p->done = true;
+	if (p->lit_sync) {
+		/* RFC 9051 7.5: after a NO/BAD instead of "+", the client sends
+		 * no literal; its next line is a new command. */
+		p->frame = FRAME_LINE;
+		return;
+	}
+	/* RFC 7888 4: the data of {n+} is on its way; skip it and whatever
+	 * follows up to the end of the command, as after a syntax error. */
+	p->skip_in_command = true;
+	p->skip_left = p->lit_size;
+	p->frame = FRAME_SKIP_LITERAL;
+	if (p->skip_left == 0) {
+		p->frame = FRAME_SKIP_LINE;
+		tail_reset(p);
+	}
 }
 
 void imap_parser_expect_line(struct imap_parser *p)
@@ -1013,11 +1065,29 @@ void imap_parser_reset(struct imap_parser *p)
 	p->frame = FRAME_LINE;
 	p->line_mode = false;
 	p->skip_in_command = false;
+	p->sink = NULL;
+	p->sink_ctx = NULL;
 	tail_reset(p);
 	memset(&p->cmd, 0, sizeof(p->cmd));
 }
 
 /* ---- argument helpers ---- */
+
+bool imap_arg_is_list_mailbox(const struct imap_arg *arg)
+{
+	if (imap_arg_is_string(arg))
+		return true;
+	if (arg->type != IMAP_ARG_ATOM)
+		return false;
+	/* RFC 9051 9: list-mailbox = 1*list-char / string, where list-char
+	 * adds the wildcards % and * to ASTRING-CHAR. */
+	for (size_t i = 0; i < arg->len; i++) {
+		unsigned char c = (unsigned char)arg->str[i];
+		if (!is_atom_char(c) && c != ']' && c != '%' && c != '*')
+			return false;
+	}
+	return arg->len > 0;
+}
 
 bool imap_arg_is_atom(const struct imap_arg *arg)
 {
@@ -1026,7 +1096,14 @@ bool imap_arg_is_atom(const struct imap_arg *arg)
 
 bool imap_arg_is_string(const struct imap_arg *arg)
 {
-	return arg->type == IMAP_ARG_STRING || arg->type == IMAP_ARG_LITERAL;
+	/* A streamed literal's bytes are elsewhere: no command may take it
+	 * for a string it can read. */
+	return arg->type == IMAP_ARG_STRING || (arg->type == IMAP_ARG_LITERAL && !arg->streamed);
+}
+
+bool imap_arg_is_streamed(const struct imap_arg *arg)
+{
+	return arg->type == IMAP_ARG_LITERAL && arg->streamed;
 }
 
 bool imap_arg_is_astring(const struct imap_arg *arg)
@@ -1057,5 +1134,5 @@ bool imap_arg_is_list(const struct imap_arg *arg)
 
 bool imap_arg_has_nul(const struct imap_arg *arg)
 {
-	return arg->type != IMAP_ARG_LIST && memchr(arg->str, '\0', arg->len) != NULL;
+	return arg->type != IMAP_ARG_LIST && !arg->streamed && memchr(arg->str, '\0', arg->len) != NULL;
 }

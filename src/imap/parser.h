@@ -12,6 +12,11 @@
  * is one atom. Atoms may start with '\' (flags: \Seen, \*). NIL is an atom;
  * commands decide what it means (it is a valid mailbox name as an astring).
  *
+ * Literals are normally kept in memory with the rest of the command. A
+ * literal above limits.stream_threshold can instead be streamed: its bytes
+ * go to a sink function as they arrive and are never stored (APPEND of a
+ * big message goes straight to a file).
+ *
  * Return convention for imap_parser_feed(): an enum imap_parse_result.
  * Ownership: everything returned points into the parser and is valid until
  * the next call to imap_parser_feed() or imap_parser_reset(). */
@@ -34,6 +39,11 @@ struct imap_arg {
 	const char *str;	/* ATOM/STRING/LITERAL: the bytes, NUL-terminated */
 	size_t len;		/* ATOM/STRING/LITERAL: length (literals may hold NULs) */
 	bool literal8;		/* LITERAL: announced as ~{n} */
+	/* LITERAL: its bytes went to the sink given to
+	 * imap_parser_literal_stream() and are not here: str is "" and len is
+	 * the literal's size. Never read len bytes from str. The is_string /
+	 * is_astring helpers say false for such an argument. */
+	bool streamed;
 	struct imap_arg *list;	/* LIST: the members */
 	size_t list_count;
 };
@@ -49,16 +59,21 @@ struct imap_parser_limits {
 	size_t max_line;	/* longest line between literals, e.g. 64 KiB */
 	uint64_t max_literal;	/* largest literal accepted */
 	unsigned max_depth;	/* deepest list nesting */
+	/* Literals larger than this (synchronizing or not, literal8 too) are
+	 * offered to the caller with IMAP_PARSE_LITERAL, which may stream
+	 * them. 0: never (non-synchronizing literals are then simply read). */
+	uint64_t stream_threshold;
 };
 
 enum imap_parse_result {
 	IMAP_PARSE_MORE,	/* all input consumed, no event yet: feed more */
 	IMAP_PARSE_COMMAND,	/* a whole command: imap_parser_command() */
-	/* A synchronizing literal {n} was announced: the caller decides
-	 * (imap_parser_literal_size(), imap_parser_partial_tag()/_name()) and
-	 * calls imap_parser_literal_accept() then sends "+ ...", or
-	 * imap_parser_literal_reject() and sends a tagged NO/BAD; the client
-	 * then sends no literal and the parser expects a new command. */
+	/* A synchronizing literal {n} was announced, or any literal above
+	 * stream_threshold: the caller decides (imap_parser_literal_size(),
+	 * imap_parser_literal_is_sync(), imap_parser_partial_tag()/_name())
+	 * and calls imap_parser_literal_accept() or imap_parser_literal_stream()
+	 * and, for a synchronizing one, sends "+ ..."; or it calls
+	 * imap_parser_literal_reject() and sends a tagged NO/BAD. */
 	IMAP_PARSE_LITERAL,
 	IMAP_PARSE_LINE,	/* in line mode: a raw line, imap_parser_line() */
 	/* A bad command: imap_parser_error_tag() (or "*" when no tag could be
@@ -97,13 +112,35 @@ const char *imap_parser_error_tag(const struct imap_parser *parser);
 
 /* For IMAP_PARSE_LITERAL. The partial tag/name are "" when not yet known. */
 uint64_t imap_parser_literal_size(const struct imap_parser *parser);
+/* True for {n} and ~{n}: the client waits for "+" before sending the data.
+ * False for {n+} / {n-}, whose data follows at once (only offered when
+ * above stream_threshold). */
+bool imap_parser_literal_is_sync(const struct imap_parser *parser);
 const char *imap_parser_partial_tag(const struct imap_parser *parser);
 const char *imap_parser_partial_name(const struct imap_parser *parser);
 /* True when the announced literal is larger than max_literal: the caller
  * must reject it (tagged NO [TOOBIG]); accepting it is a bug (assert). */
 bool imap_parser_literal_too_large(const struct imap_parser *parser);
+/* The literal's bytes are read into the command (in memory). */
 void imap_parser_literal_accept(struct imap_parser *parser);
+/* Refuses the literal. Synchronizing: the client sends no data and its
+ * next line is a new command. Non-synchronizing: the data comes anyway and
+ * is skipped with the rest of the command. Either way the command is over:
+ * the caller answers it (tagged NO/BAD) and gets no event for it. */
 void imap_parser_literal_reject(struct imap_parser *parser);
+
+/* Receives a streamed literal's bytes, in order, in pieces of any size (never
+ * 0). Called from inside imap_parser_feed(): it must not call the parser. */
+typedef void imap_literal_sink_fn(void *ctx, const char *data, size_t len);
+/* Instead of accept: the literal's bytes go to sink as they arrive and are
+ * not stored; in the finished command the argument is a LITERAL with
+ * streamed set (see struct imap_arg). Any literal may be streamed, but the
+ * limit still holds (streaming one that is too large is a bug, as for
+ * accept). The sink stays in use until the literal's last byte is fed; if
+ * the command then fails (IMAP_PARSE_ERROR) or the parser is reset or
+ * freed meanwhile, whatever sink_ctx collected is the caller's to drop. */
+void imap_parser_literal_stream(struct imap_parser *parser, imap_literal_sink_fn *sink,
+				void *sink_ctx);
 
 /* The next event will be IMAP_PARSE_LINE with the next raw line (without
  * CRLF), for AUTHENTICATE continuations and IDLE's DONE. One line only; the
@@ -119,8 +156,14 @@ void imap_parser_reset(struct imap_parser *parser);
 
 /* Helpers for command handlers. */
 bool imap_arg_is_atom(const struct imap_arg *arg);
-bool imap_arg_is_string(const struct imap_arg *arg);	/* quoted or literal */
-bool imap_arg_is_astring(const struct imap_arg *arg);	/* atom, quoted or literal */
+/* Quoted or literal, not streamed. */
+bool imap_arg_is_string(const struct imap_arg *arg);
+/* Atom, quoted or literal, not streamed. */
+bool imap_arg_is_astring(const struct imap_arg *arg);
+/* A LITERAL whose bytes went to a sink (imap_parser_literal_stream). */
+bool imap_arg_is_streamed(const struct imap_arg *arg);
+/* A LIST pattern: an astring that may also hold the wildcards % and *. */
+bool imap_arg_is_list_mailbox(const struct imap_arg *arg);
 bool imap_arg_is_nil(const struct imap_arg *arg);	/* the atom NIL, any case */
 bool imap_arg_is_list(const struct imap_arg *arg);
 /* True when an astring/string holds a NUL byte: such text can't be a C string. */

@@ -110,8 +110,7 @@ void cmd_id(struct session *s, const struct imap_command *cmd)
 }
 
 /* RFC 5161 3.1: unknown capabilities are ignored, and the ENABLED response
- * lists only what this command newly enabled. No extension that ENABLE can
- * switch on is implemented yet, so the list is empty. */
+ * lists only what this command newly enabled. */
 void cmd_enable(struct session *s, const struct imap_command *cmd)
 {
 	if (cmd->arg_count == 0) {
@@ -124,6 +123,26 @@ void cmd_enable(struct session *s, const struct imap_command *cmd)
 			return;
 		}
 	}
-	session_untagged(s, "ENABLED");
+	struct buf enabled = BUF_INIT;
+	buf_append_str(&enabled, "ENABLED");
+	for (size_t i = 0; i < cmd->arg_count; i++) {
+		const char *name = cmd->args[i].str;
+		if (strcasecmp(name, "CONDSTORE") == 0 && !s->condstore) {
+			s->condstore = true;
+			buf_append_str(&enabled, " CONDSTORE");
+		} else if (strcasecmp(name, "QRESYNC") == 0 && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE. */
+			s->qresync = true;
+			s->condstore = true;
+			buf_append_str(&enabled, " QRESYNC");
+		} else if (strcasecmp(name, "UTF8=ACCEPT") == 0 && !s->utf8) {
+			/* RFC 6855 3: names and quoted strings in UTF-8 from now on. */
+			s->utf8 = true;
+			imap_parser_set_utf8(s->parser, true);
+			buf_append_str(&enabled, " UTF8=ACCEPT");
+		}
+	}
+	session_untagged(s, "%s", enabled.data);
+	buf_free(&enabled);
 	session_tagged(s, cmd->tag, "OK", "ENABLE completed");
 }

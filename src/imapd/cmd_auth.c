@@ -15,6 +15,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "metrics/metrics.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -47,9 +48,26 @@ void cmd_starttls(struct session *s, const struct imap_command *cmd)
 	imap_parser_reset(s->parser);
 }
 
+static void count_login(const struct session *s, const struct pending_login *p, const char *result)
+{
+	struct metrics_worker *m = s->ctx->metrics;
+	enum metrics_mechanism mech = strcmp(p->mechanism, "PLAIN") == 0 ? METRICS_MECH_PLAIN : METRICS_MECH_LOGIN;
+	if (strcmp(result, "ok") == 0)
+		METRIC_INC(m->logins[mech][METRICS_LOGIN_OK]);
+	else if (strcmp(result, "fail") == 0)
+		METRIC_INC(m->logins[mech][METRICS_LOGIN_FAILED]);
+	else if (strcmp(result, "store_unavailable") == 0)
+		METRIC_INC(m->logins[mech][METRICS_LOGIN_UNAVAILABLE]);
+	if (p->delay_ms > 0 && strcmp(result, "throttled") != 0)
+		METRIC_INC(m->throttled_logins);
+	__atomic_store_n(&m->throttled_sources,
+			 (int64_t)throttle_penalized_sources(s->ctx->throttle, ev_now(s->ctx->loop)), __ATOMIC_RELAXED);
+}
+
 static void log_login(const struct session *s, const struct pending_login *p, const char *result,
 		      const struct throttle_verdict *verdict)
 {
+	count_login(s, p, result);
 	struct log_line l;
 	log_begin(&l, strcmp(result, "ok") == 0 ? LOG_INFO : LOG_WARN, "login");
 	log_str(&l, "session", s->id);

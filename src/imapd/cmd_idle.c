@@ -8,6 +8,7 @@
 #include "imapd/selected.h"
 #include "imapd/session.h"
 #include "core/xalloc.h"
+#include "metrics/metrics.h"
 
 #include <stdlib.h>
 #include <strings.h>
@@ -48,6 +49,7 @@ void cmd_idle(struct session *s, const struct imap_command *cmd)
 	s->allow_expunge = true;
 	session_sync(s, true);
 	s->idling = true;
+	METRIC_INC(s->ctx->metrics->idle_sessions);
 	s->idle_tag = xstrdup(cmd->tag);
 	notify_add_session(s);
 	conn_write_str(s->conn, "+ idling\r\n");
@@ -62,6 +64,7 @@ void session_idle_end(struct session *s, const char *line, size_t len)
 	char *tag = s->idle_tag;
 	s->idle_tag = NULL;
 	s->idling = false;
+	METRIC_DEC(s->ctx->metrics->idle_sessions);
 	ev_timer_stop(s->ctx->loop, &s->keepalive_timer);
 	ev_timer_stop(s->ctx->loop, &s->poll_timer);
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
@@ -80,6 +83,10 @@ void session_idle_init(struct session *s)
 
 void session_idle_deinit(struct session *s)
 {
+	if (s->idling) {
+		s->idling = false;
+		METRIC_DEC(s->ctx->metrics->idle_sessions);
+	}
 	ev_timer_stop(s->ctx->loop, &s->keepalive_timer);
 	ev_timer_stop(s->ctx->loop, &s->poll_timer);
 	notify_remove_session(s);

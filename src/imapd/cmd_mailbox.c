@@ -386,7 +386,7 @@ static void send_list_item(struct session *s, const struct list_options *o, cons
 		/* RFC 3348: children means existing mailboxes below. */
 		ATTR(item->has_children ? "\\HasChildren" : "\\HasNoChildren");
 	}
-	if (item->exists && item->special_use != STORE_SPECIAL_NONE &&
+	if (item->exists && item->special_use != STORE_SPECIAL_NONE && !o->lsub &&
 	    (!o->extended || o->return_special_use || o->select_special_use))
 		ATTR(special_use_names[item->special_use]);
 	if (item->subscribed && (o->return_subscribed || o->select_subscribed))
@@ -485,7 +485,7 @@ static int add_pattern(struct session *s, struct list_options *o, const char *re
 		return -1;
 	}
 	struct buf pattern = BUF_INIT;
-	if (session_mailbox_from_wire(s, arg, &pattern, error_r) < 0) {
+	if (session_pattern_from_wire(s, arg, &pattern, error_r) < 0) {
 		buf_free(&pattern);
 		return -1;
 	}
@@ -568,7 +568,7 @@ static void list_or_lsub(struct session *s, const struct imap_command *cmd, bool
 	if (cmd->arg_count < i + 2)
 		goto bad;
 	struct buf ref = BUF_INIT;
-	if (session_mailbox_from_wire(s, &cmd->args[i], &ref, &error) < 0) {
+	if (session_pattern_from_wire(s, &cmd->args[i], &ref, &error) < 0) {
 		buf_free(&ref);
 		goto bad;
 	}

@@ -4,9 +4,11 @@
 #include "imapd/session.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "imap/seqset.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void session_unselect(struct session *s)
 {
@@ -53,6 +55,8 @@ static void send_select_responses(struct session *s)
 	}
 	buf_printf(&line, "* OK [UIDVALIDITY %u] UIDs valid\r\n", sel->uidvalidity);
 	buf_printf(&line, "* OK [UIDNEXT %u] Predicted next UID\r\n", sel->uidnext);
+	if (s->condstore)
+		buf_printf(&line, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", (unsigned long long)sel->modseq);
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
 }
@@ -90,12 +94,124 @@ static int open_selected(struct session *s, const char *name, bool readonly)
 	return 0;
 }
 
+/* QRESYNC parameters of SELECT (RFC 7162 3.2.5). */
+struct qresync_params {
+	bool present;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	const struct imap_arg *known_uids;	/* NULL when not given */
+};
+
+static bool parse_number(const struct imap_arg *arg, uint64_t max, uint64_t *value_r)
+{
+	if (!imap_arg_is_atom(arg) || arg->len == 0 || arg->len > 20)
+		return false;
+	char *end;
+	unsigned long long v = strtoull(arg->str, &end, 10);
+	if (*end != '\0' || arg->str[0] < '0' || arg->str[0] > '9' || v > max)
+		return false;
+	*value_r = v;
+	return true;
+}
+
+static int parse_select_params(struct session *s, const struct imap_arg *list,
+			       struct qresync_params *q, const char **error_r)
+{
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *p = &list->list[i];
+		if (imap_arg_is_atom(p) && strcasecmp(p->str, "CONDSTORE") == 0) {
+			s->condstore = true;	/* RFC 7162 3.1.8: enables CONDSTORE */
+			continue;
+		}
+		if (!imap_arg_is_atom(p) || strcasecmp(p->str, "QRESYNC") != 0 || i + 1 >= list->list_count) {
+			*error_r = "Unknown SELECT parameter";
+			return -1;
+		}
+		if (!s->qresync) {
+			/* RFC 7162 3.2.5: QRESYNC must be enabled first. */
+			*error_r = "QRESYNC must be enabled first";
+			return -1;
+		}
+		const struct imap_arg *qa = &list->list[++i];
+		uint64_t uidvalidity, modseq;
+		if (!imap_arg_is_list(qa) || qa->list_count < 2 || qa->list_count > 4 ||
+		    !parse_number(&qa->list[0], UINT32_MAX, &uidvalidity) || uidvalidity == 0 ||
+		    !parse_number(&qa->list[1], INT64_MAX, &modseq) || modseq == 0 ||
+		    (qa->list_count >= 3 && !imap_arg_is_atom(&qa->list[2]) && !imap_arg_is_list(&qa->list[2]))) {
+			*error_r = "QRESYNC takes (uidvalidity modseq [known-uids [seq-match]])";
+			return -1;
+		}
+		q->present = true;
+		q->uidvalidity = (uint32_t)uidvalidity;
+		q->modseq = modseq;
+		if (qa->list_count >= 3 && imap_arg_is_atom(&qa->list[2]))
+			q->known_uids = &qa->list[2];
+	}
+	return 0;
+}
+
+/* RFC 7162 3.2.5.2: what changed since the client's modseq, as VANISHED
+ * (EARLIER) and FETCH responses. */
+static void send_qresync_changes(struct session *s, const struct qresync_params *q)
+{
+	struct selected *sel = s->selected;
+	if (q->uidvalidity != sel->uidvalidity)
+		return;	/* the client's cache is void: it refetches everything */
+	struct store_changes changes;
+	if (store_changes_since(s->store, sel->mailbox_id, q->modseq, &changes) < 0)
+		return;
+	struct seqset known = { 0 };
+	bool have_known = q->known_uids != NULL && seqset_parse(q->known_uids->str, &known) == 0;
+	struct buf line = BUF_INIT;
+	size_t vanished = 0;
+	buf_append_str(&line, "* VANISHED (EARLIER) ");
+	if (changes.expunged_complete) {
+		for (size_t i = 0; i < changes.expunged.count; i++) {
+			uint32_t uid = changes.expunged.uids[i];
+			if (have_known && !seqset_contains(&known, uid))
+				continue;
+			buf_printf(&line, "%s%u", vanished++ ? "," : "", uid);
+		}
+	} else if (have_known) {
+		/* The log no longer reaches back: every known UID not in the
+		 * mailbox now has vanished. */
+		seqset_resolve(&known, sel->uidnext > 0 ? sel->uidnext - 1 : 0);
+		for (size_t r = 0; r < known.count; r++) {
+			for (uint64_t uid = known.ranges[r].lo; uid <= known.ranges[r].hi && uid < sel->uidnext; uid++) {
+				if (selected_find_uid(sel, (uint32_t)uid) == SIZE_MAX)
+					buf_printf(&line, "%s%llu", vanished++ ? "," : "", (unsigned long long)uid);
+			}
+		}
+	}
+	if (vanished > 0) {
+		buf_append_str(&line, "\r\n");
+		conn_write(s->conn, line.data, line.len);
+	}
+	buf_free(&line);
+	for (size_t i = 0; i < changes.changed_count; i++) {
+		size_t index = selected_find_uid(sel, changes.changed[i].uid);
+		if (index == SIZE_MAX)
+			continue;
+		struct buf fetch = BUF_INIT;
+		buf_printf(&fetch, "* %zu FETCH (UID %u FLAGS (", index + 1, sel->msgs[index].uid);
+		selected_write_flags(sel, &sel->msgs[index], false, &fetch);
+		buf_printf(&fetch, ") MODSEQ (%llu))\r\n", (unsigned long long)sel->msgs[index].modseq);
+		conn_write(s->conn, fetch.data, fetch.len);
+		buf_free(&fetch);
+	}
+	seqset_free(&known);
+	store_changes_free(&changes);
+}
+
 static void select_or_examine(struct session *s, const struct imap_command *cmd, bool readonly)
 {
 	const char *error = NULL;
 	struct buf name = BUF_INIT;
-	if (cmd->arg_count != 1 || session_mailbox_from_wire(s, &cmd->args[0], &name, &error) < 0) {
-		session_tagged(s, cmd->tag, "BAD", "%s", error ? error : "SELECT takes one mailbox name");
+	struct qresync_params q = { 0 };
+	if (cmd->arg_count < 1 || cmd->arg_count > 2 || session_mailbox_from_wire(s, &cmd->args[0], &name, &error) < 0 ||
+	    (cmd->arg_count == 2 && (!imap_arg_is_list(&cmd->args[1]) ||
+				     parse_select_params(s, &cmd->args[1], &q, &error) < 0))) {
+		session_tagged(s, cmd->tag, "BAD", "%s", error ? error : "SELECT takes a mailbox name and optional parameters");
 		buf_free(&name);
 		return;
 	}
@@ -113,6 +229,8 @@ static void select_or_examine(struct session *s, const struct imap_command *cmd,
 	buf_free(&name);
 	session_set_state(s, SESSION_SELECTED);
 	send_select_responses(s);
+	if (q.present)
+		send_qresync_changes(s, &q);
 	session_ok(s, cmd->tag, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		   readonly ? "EXAMINE" : "SELECT");
 }

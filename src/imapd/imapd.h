@@ -17,6 +17,7 @@ struct throttle;
 struct auth_pool;
 struct session;
 struct notify_watch;
+struct metrics_worker;
 
 struct imapd_context {
 	struct ev_loop *loop;
@@ -30,6 +31,8 @@ struct imapd_context {
 	struct session *sessions;	/* every live session, for shutdown */
 	unsigned session_count;
 	bool draining;			/* SIGTERM: no new commands start */
+	struct metrics_worker *metrics;	/* this worker's slot; never NULL */
+	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
 	int inotify_fd;			/* change-file watches, -1 when unavailable */
 	struct notify_watch *watches;	/* one per watched user */
 };
@@ -38,6 +41,11 @@ struct imapd_context {
 void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listener *l);
 /* Sends "* BYE reason" to every session and closes it once written. */
 void imapd_shutdown_all(struct imapd_context *ctx, const char *reason);
+/* Command names for metrics, by the index sessions record: the command
+ * table, then "UNKNOWN" (not a command) and "INVALID" (did not parse). */
+size_t imapd_command_name_count(void);
+const char *imapd_command_name(size_t index);
+
 /* Frees every session at once, without a goodbye (worker exit). */
 void imapd_close_all(struct imapd_context *ctx);
 /* Completes finished password checks (call when the pool's fd is readable). */

@@ -161,11 +161,16 @@ static void send_flags_fetch(struct session *s, size_t index, bool with_uid)
 	const struct store_msg *msg = &sel->msgs[index];
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "* %zu FETCH (", index + 1);
-	if (with_uid)
+	/* RFC 7162 3.2.4: with QRESYNC every FETCH carries the UID. */
+	if (with_uid || s->qresync)
 		buf_printf(&line, "UID %u ", msg->uid);
 	buf_append_str(&line, "FLAGS (");
 	selected_write_flags(sel, msg, !s->rev2 && selected_is_recent(sel, msg), &line);
-	buf_append_str(&line, "))\r\n");
+	buf_append_char(&line, ')');
+	/* RFC 7162 3.1.4: once CONDSTORE is on, FETCH responses carry MODSEQ. */
+	if (s->condstore)
+		buf_printf(&line, " MODSEQ (%llu)", (unsigned long long)msg->modseq);
+	buf_append_str(&line, ")\r\n");
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
 }
@@ -199,6 +204,30 @@ void session_apply_flag_changes(struct session *s, const struct store_msg *chang
 void session_apply_expunges(struct session *s, const uint32_t *uids, size_t count)
 {
 	struct selected *sel = s->selected;
+	if (s->qresync) {
+		/* RFC 7162 3.2.10: one VANISHED instead of an EXPUNGE each. */
+		uint32_t *gone = xmalloc((count ? count : 1) * sizeof(uint32_t));
+		size_t n = 0;
+		for (size_t k = 0; k < count; k++) {
+			size_t index = selected_find_uid(sel, uids[k]);
+			if (index == SIZE_MAX)
+				continue;
+			memmove(&sel->msgs[index], &sel->msgs[index + 1],
+				(sel->count - index - 1) * sizeof(sel->msgs[0]));
+			sel->count--;
+			gone[n++] = uids[k];
+		}
+		if (n > 0) {
+			struct buf line = BUF_INIT;
+			buf_append_str(&line, "* VANISHED ");
+			uid_set_write(&line, gone, n);
+			buf_append_str(&line, "\r\n");
+			conn_write(s->conn, line.data, line.len);
+			buf_free(&line);
+		}
+		free(gone);
+		return;
+	}
 	/* RFC 9051 7.5.1: each EXPUNGE renumbers the ones after it, so going
 	 * from the highest UID down keeps every number we send valid. */
 	for (size_t k = count; k-- > 0;) {

@@ -6,6 +6,7 @@
 #include "imap/utf7.h"
 #include "imapd/notify.h"
 #include "imapd/selected.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const char *const state_names[] = {
 	"not_authenticated", "authenticated", "selected", "logout",
@@ -57,8 +59,61 @@ void session_capabilities(const struct session *s, struct buf *out)
 	}
 	buf_append_str(out, " ID ENABLE LITERAL+");
 	if (s->state != SESSION_NOT_AUTHENTICATED)
-		buf_append_str(out, " IDLE UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
+		buf_append_str(out, " IDLE UTF8=ACCEPT UIDPLUS MOVE UNSELECT NAMESPACE CHILDREN SPECIAL-USE CREATE-SPECIAL-USE"
 			       " LIST-EXTENDED LIST-STATUS MULTIAPPEND STATUS=SIZE");
+}
+
+size_t imapd_command_name_count(void)
+{
+	return session_command_count + 2;
+}
+
+const char *imapd_command_name(size_t index)
+{
+	if (index < session_command_count)
+		return session_commands[index].name;
+	return index == session_command_count ? "UNKNOWN" : "INVALID";
+}
+
+size_t session_listener_index(const struct session *s)
+{
+	return (size_t)(s->listener - s->ctx->listeners);
+}
+
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A tagged reply ends the command: count it and time it. */
+static void record_command(struct session *s, const char *status)
+{
+	if (s->cmd_index < 0)
+		return;
+	struct metrics_worker *m = s->ctx->metrics;
+	size_t index = (size_t)s->cmd_index;
+	s->cmd_index = -1;
+	if (index >= METRICS_MAX_COMMANDS)
+		return;
+	enum metrics_result result = strcmp(status, "OK") == 0 ? METRICS_OK
+				     : strcmp(status, "NO") == 0 ? METRICS_NO : METRICS_BAD;
+	METRIC_INC(m->commands[index][result]);
+	uint64_t elapsed = clock_us() - s->cmd_started_us;
+	metrics_observe(&m->command_latency[index], elapsed);
+	uint64_t threshold_us = (uint64_t)s->ctx->cfg->slow_command_ms * 1000;
+	if (threshold_us > 0 && elapsed >= threshold_us) {
+		METRIC_INC(m->slow_commands);
+		struct log_line l;
+		log_begin(&l, LOG_WARN, "slow_command");
+		log_str(&l, "session", s->id);
+		log_str(&l, "user", s->user);
+		log_str(&l, "command", imapd_command_name(index));
+		log_str(&l, "result", status);
+		log_uint(&l, "ms", elapsed / 1000);
+		log_end(&l);
+	}
 }
 
 static void write_line(struct session *s, struct buf *line)
@@ -80,6 +135,7 @@ void session_tagged(struct session *s, const char *tag, const char *status, cons
 {
 	/* Changes made elsewhere reach the client before the command ends. */
 	session_sync(s, s->allow_expunge);
+	record_command(s, status);
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "%s %s ", tag, status);
 	va_list ap;
@@ -92,6 +148,7 @@ void session_tagged(struct session *s, const char *tag, const char *status, cons
 void session_ok(struct session *s, const char *tag, const char *fmt, ...)
 {
 	session_sync(s, s->allow_expunge);
+	record_command(s, "OK");
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "%s OK ", tag);
 	va_list ap;
@@ -107,6 +164,8 @@ void session_store_error(struct session *s, const char *tag, const char *what)
 	enum store_error error = store_last_error(s->store, &detail);
 	struct log_line l;
 	bool server_fault = error == STORE_ERR_IO || error == STORE_ERR_VERSION || error == STORE_ERR_BUSY;
+	if (server_fault)
+		METRIC_INC(s->ctx->metrics->store_errors);
 	log_begin(&l, server_fault ? LOG_ERROR : LOG_DEBUG, "store_error");
 	log_str(&l, "session", s->id);
 	log_str(&l, "user", s->user);
@@ -147,6 +206,9 @@ void session_store_error(struct session *s, const char *tag, const char *what)
 	}
 }
 
+static int name_from_wire(const struct session *s, const struct imap_arg *arg,
+			  struct buf *utf8_r, const char **error_r);
+
 int session_mailbox_from_wire(const struct session *s, const struct imap_arg *arg,
 			      struct buf *utf8_r, const char **error_r)
 {
@@ -154,8 +216,28 @@ int session_mailbox_from_wire(const struct session *s, const struct imap_arg *ar
 		*error_r = "Mailbox name must be an atom or a string";
 		return -1;
 	}
+	return name_from_wire(s, arg, utf8_r, error_r);
+}
+
+int session_pattern_from_wire(const struct session *s, const struct imap_arg *arg,
+			      struct buf *utf8_r, const char **error_r)
+{
+	if (!imap_arg_is_list_mailbox(arg) || imap_arg_has_nul(arg)) {
+		*error_r = "Mailbox pattern must be an atom, with % and * allowed, or a string";
+		return -1;
+	}
+	return name_from_wire(s, arg, utf8_r, error_r);
+}
+
+static int name_from_wire(const struct session *s, const struct imap_arg *arg,
+			  struct buf *utf8_r, const char **error_r)
+{
 	buf_clear(utf8_r);
 	if (s->utf8) {
+		if (!imap_utf8_is_valid(arg->str, arg->len)) {
+			*error_r = "Mailbox name is not valid UTF-8";
+			return -1;
+		}
 		buf_append(utf8_r, arg->str, arg->len);
 		return 0;
 	}
@@ -207,9 +289,12 @@ static void apply_limits(struct session *s)
 		.max_literal = cfg->max_literal_size,
 		.max_depth = LIMIT_LIST_DEPTH,
 	};
-	/* Before login nothing needs a big literal: a user name and a password. */
+	/* Before login nothing needs a big literal: a user name and a password.
+	 * After it, big APPEND literals are streamed to disk (handle_literal). */
 	if (s->state == SESSION_NOT_AUTHENTICATED)
 		limits.max_literal = LIMIT_PASSWORD_LEN * 2;
+	else
+		limits.stream_threshold = LIMIT_STREAM_THRESHOLD;
 	imap_parser_set_limits(s->parser, &limits);
 }
 
@@ -218,6 +303,17 @@ static void arm_idle_timer(struct session *s)
 	const struct config *cfg = s->ctx->cfg;
 	int seconds = s->state == SESSION_NOT_AUTHENTICATED ? cfg->login_timeout : cfg->idle_timeout;
 	ev_timer_start(s->ctx->loop, &s->idle_timer, (uint64_t)seconds * 1000);
+}
+
+static enum metrics_session_state metrics_state(enum session_state state)
+{
+	switch (state) {
+	case SESSION_NOT_AUTHENTICATED: return METRICS_STATE_NOT_AUTH;
+	case SESSION_AUTHENTICATED: return METRICS_STATE_AUTH;
+	case SESSION_SELECTED: return METRICS_STATE_SELECTED;
+	case SESSION_LOGOUT: return METRICS_STATE_COUNT;
+	}
+	return METRICS_STATE_COUNT;
 }
 
 void session_set_state(struct session *s, enum session_state state)
@@ -230,6 +326,11 @@ void session_set_state(struct session *s, enum session_state state)
 	log_str(&l, "from", state_names[s->state]);
 	log_str(&l, "to", state_names[state]);
 	log_end(&l);
+	enum metrics_session_state before = metrics_state(s->state), after = metrics_state(state);
+	if (before != METRICS_STATE_COUNT)
+		METRIC_DEC(s->ctx->metrics->sessions[before]);
+	if (after != METRICS_STATE_COUNT)
+		METRIC_INC(s->ctx->metrics->sessions[after]);
 	s->state = state;
 	apply_limits(s);
 	arm_idle_timer(s);
@@ -239,6 +340,9 @@ void session_logout(struct session *s, const char *reason)
 {
 	if (s->close_reason == NULL)
 		s->close_reason = xstrdup(reason);
+	enum metrics_session_state before = metrics_state(s->state);
+	if (before != METRICS_STATE_COUNT)
+		METRIC_DEC(s->ctx->metrics->sessions[before]);
 	s->state = SESSION_LOGOUT;
 	ev_timer_stop(s->ctx->loop, &s->idle_timer);
 	conn_pause_input(s->conn);
@@ -248,6 +352,13 @@ void session_logout(struct session *s, const char *reason)
 static void idle_timeout_cb(void *ctx)
 {
 	struct session *s = ctx;
+	if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
+		/* Nothing can be said before TLS is up: just hang up. */
+		if (s->close_reason == NULL)
+			s->close_reason = xstrdup("tls_failed: handshake timeout");
+		session_free(s);
+		return;
+	}
 	session_untagged(s, "BYE Autologout; idle for too long");
 	session_logout(s, "timeout");
 }
@@ -278,6 +389,8 @@ static void run_command(struct session *s, const struct imap_command *cmd)
 {
 	struct imap_command uid_cmd;
 	s->cmd_uid = false;
+	s->cmd_started_us = clock_us();
+	s->cmd_index = (int)session_command_count;	/* UNKNOWN until found */
 	if (strcmp(cmd->name, "UID") == 0) {
 		const struct command_def *inner = NULL;
 		if (cmd->arg_count > 0 && imap_arg_is_atom(&cmd->args[0]))
@@ -293,6 +406,8 @@ static void run_command(struct session *s, const struct imap_command *cmd)
 		s->cmd_uid = true;
 	}
 	const struct command_def *def = find_command(cmd->name);
+	if (def != NULL)
+		s->cmd_index = (int)(def - session_commands);
 	if (def == NULL) {
 		session_tagged(s, cmd->tag, "BAD", "Unknown command %s", cmd->name);
 		return;
@@ -310,21 +425,104 @@ static void run_command(struct session *s, const struct imap_command *cmd)
 	def->handler(s, cmd);
 }
 
+/* Drops the blobs of the command being read (it ended, failed, or the
+ * session goes): their temp files are removed. */
+static void stream_clear(struct session *s)
+{
+	for (size_t i = 0; i < s->stream_blob_count; i++)
+		store_blob_free(&s->stream_blobs[i]);
+	s->stream_blob_count = 0;
+	s->stream_failed = false;
+}
+
+static void stream_write_failed(struct session *s)
+{
+	const char *detail = NULL;
+	store_last_error(s->store, &detail);
+	struct log_line l;
+	log_begin(&l, LOG_DEBUG, "append_stream_failed");
+	log_str(&l, "session", s->id);
+	log_str(&l, "detail", detail);
+	log_end(&l);
+	s->stream_failed = true;
+}
+
+/* The parser's sink for a streamed APPEND literal: bytes go to the newest
+ * blob as they arrive. After a failure the rest of the literal is read and
+ * dropped; the APPEND then fails as a whole. */
+static void stream_sink(void *ctx, const char *data, size_t len)
+{
+	struct session *s = ctx;
+	if (s->stream_failed)
+		return;
+	struct store_blob *blob = s->stream_blobs[s->stream_blob_count - 1];
+	if (store_blob_write(s->store, blob, data, len) < 0)
+		stream_write_failed(s);
+}
+
+/* Only APPEND streams: it is the one command whose big literal is a
+ * message to store, and cmd_append knows streamed arguments. Other
+ * commands keep their (rare) big literals in memory, up to the limit. */
+static bool stream_wanted(const struct session *s, uint64_t size)
+{
+	return s->store != NULL && size > LIMIT_STREAM_THRESHOLD &&
+	       strcmp(imap_parser_partial_name(s->parser), "APPEND") == 0;
+}
+
+/* Starts a blob for the announced literal and streams it there. Returns
+ * false when no blob could be begun: the caller rejects the literal. */
+static bool stream_begin(struct session *s)
+{
+	struct store_blob *blob = NULL;
+	if (!s->stream_failed) {
+		if (store_blob_begin(s->store, &blob) < 0)
+			return false;
+		if (s->stream_blob_count == s->stream_blob_cap) {
+			s->stream_blob_cap = s->stream_blob_cap ? s->stream_blob_cap * 2 : 4;
+			s->stream_blobs = xrealloc(s->stream_blobs,
+						   s->stream_blob_cap * sizeof(*s->stream_blobs));
+		}
+		s->stream_blobs[s->stream_blob_count++] = blob;
+	}
+	/* After an earlier write failure the sink drops this one too. */
+	imap_parser_literal_stream(s->parser, stream_sink, s);
+	return true;
+}
+
+/* IMAP_PARSE_LITERAL: a synchronizing literal, or a big non-synchronizing
+ * one whose data is already on its way. */
 static void handle_literal(struct session *s)
 {
 	uint64_t size = imap_parser_literal_size(s->parser);
 	const char *tag = imap_parser_partial_tag(s->parser);
+	bool sync = imap_parser_literal_is_sync(s->parser);
 	uint64_t limit = s->state == SESSION_NOT_AUTHENTICATED ? LIMIT_PASSWORD_LEN * 2
 							      : s->ctx->cfg->max_literal_size;
-	if (size > limit) {
+	/* Only a synchronizing literal gets here too large: the parser
+	 * reports an oversized {n+} as an error itself. */
+	if (imap_parser_literal_too_large(s->parser)) {
 		imap_parser_literal_reject(s->parser);
+		stream_clear(s);
 		/* RFC 7888 4 / RFC 7889: TOOBIG, and the client sends no literal. */
 		session_tagged(s, tag[0] ? tag : "*", "BAD", "[TOOBIG] Literal of %llu bytes is too large (limit %llu)",
 			       (unsigned long long)size, (unsigned long long)limit);
 		return;
 	}
-	imap_parser_literal_accept(s->parser);
-	conn_write_str(s->conn, "+ Ready for literal data\r\n");
+	if (!stream_wanted(s, size)) {
+		imap_parser_literal_accept(s->parser);
+	} else if (!stream_begin(s)) {
+		/* No temp file (disk full, permissions): refuse now rather
+		 * than read the message for nothing. A {n+} is skipped with
+		 * the rest of the command; a {n} is never sent. */
+		char *saved_tag = xstrdup(tag[0] ? tag : "*");
+		imap_parser_literal_reject(s->parser);
+		session_store_error(s, saved_tag, "APPEND");
+		stream_clear(s);
+		free(saved_tag);
+		return;
+	}
+	if (sync)
+		conn_write_str(s->conn, "+ Ready for literal data\r\n");
 }
 
 /* Parses and runs pipelined commands until the input is used up or a
@@ -342,6 +540,7 @@ static void session_process_input(struct session *s)
 		case IMAP_PARSE_COMMAND:
 			arm_idle_timer(s);
 			run_command(s, imap_parser_command(s->parser));
+			stream_clear(s);
 			break;
 		case IMAP_PARSE_LITERAL:
 			handle_literal(s);
@@ -357,10 +556,14 @@ static void session_process_input(struct session *s)
 			break;
 		}
 		case IMAP_PARSE_ERROR:
+			s->cmd_index = (int)session_command_count + 1;
+			s->cmd_started_us = clock_us();
+			stream_clear(s);
 			session_tagged(s, imap_parser_error_tag(s->parser), "BAD", "%s",
 				       imap_parser_error(s->parser));
 			break;
 		case IMAP_PARSE_FATAL:
+			stream_clear(s);
 			session_untagged(s, "BYE %s", imap_parser_error(s->parser));
 			session_logout(s, "protocol_error");
 			return;
@@ -408,6 +611,11 @@ static void on_tls_ready(void *ctx)
 	log_str(&l, "version", conn_tls_version(s->conn));
 	log_str(&l, "cipher", conn_tls_cipher(s->conn));
 	log_end(&l);
+	struct metrics_worker *m = s->ctx->metrics;
+	METRIC_INC(m->tls_handshakes[metrics_tls_version_index(conn_tls_version(s->conn))]
+				    [metrics_tls_cipher_index(conn_tls_cipher(s->conn))]);
+	if (s->greeted)
+		METRIC_INC(m->starttls_upgrades);
 	if (!s->greeted)
 		send_greeting(s);	/* implicit TLS: the greeting comes after the handshake */
 }
@@ -451,6 +659,12 @@ void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listene
 		return;
 	}
 	s->parser = imap_parser_new(&(struct imap_parser_limits){ 0 });
+	s->cmd_index = -1;
+	s->conn->metric_in = &ctx->metrics->bytes_in;
+	s->conn->metric_out = &ctx->metrics->bytes_out;
+	if (session_listener_index(s) < METRICS_MAX_LISTENERS)
+		METRIC_INC(ctx->metrics->connections_accepted[session_listener_index(s)]);
+	METRIC_INC(ctx->metrics->sessions[METRICS_STATE_NOT_AUTH]);
 	ev_timer_init(&s->idle_timer, idle_timeout_cb, s);
 	ev_timer_init(&s->delay_timer, NULL, s);
 	session_idle_init(s);
@@ -488,10 +702,25 @@ static void log_disconnect(struct session *s)
 	log_end(&l);
 }
 
+static void count_close(struct session *s)
+{
+	struct metrics_worker *m = s->ctx->metrics;
+	const char *reason = s->close_reason;
+	enum metrics_session_state state = metrics_state(s->state);
+	if (state != METRICS_STATE_COUNT)
+		METRIC_DEC(m->sessions[state]);
+	size_t index = session_listener_index(s);
+	if (index < METRICS_MAX_LISTENERS)
+		METRIC_INC(m->connections_closed[index][metrics_close_from(reason)]);
+	if (reason != NULL && strncmp(reason, "tls_failed", 10) == 0)
+		METRIC_INC(m->tls_failures[metrics_tls_failure_from(reason)]);
+}
+
 static void session_free(struct session *s)
 {
 	struct imapd_context *ctx = s->ctx;
 	log_disconnect(s);
+	count_close(s);
 	session_login_cancel(s);
 	ev_timer_stop(ctx->loop, &s->idle_timer);
 	ev_timer_stop(ctx->loop, &s->delay_timer);
@@ -506,6 +735,10 @@ static void session_free(struct session *s)
 	if (s->on_close != NULL)
 		s->on_close(s);
 	selected_free(&s->selected);
+	/* A connection lost in the middle of a streamed APPEND: its temp
+	 * files go now, before the store handle. */
+	stream_clear(s);
+	free(s->stream_blobs);
 	store_close(&s->store);
 	conn_free(&s->conn);
 	imap_parser_free(&s->parser);
@@ -518,9 +751,17 @@ static void session_free(struct session *s)
 void imapd_shutdown_all(struct imapd_context *ctx, const char *reason)
 {
 	ctx->draining = true;
-	for (struct session *s = ctx->sessions; s != NULL; s = s->next) {
+	struct session *next;
+	for (struct session *s = ctx->sessions; s != NULL; s = next) {
+		next = s->next;
 		if (s->state == SESSION_LOGOUT)
 			continue;
+		if (s->conn->tls_state == CONN_TLS_HANDSHAKE) {
+			if (s->close_reason == NULL)
+				s->close_reason = xstrdup("shutdown");
+			session_free(s);
+			continue;
+		}
 		session_untagged(s, "BYE %s", reason);
 		session_logout(s, "shutdown");
 	}

@@ -60,6 +60,8 @@ struct session {
 	bool syncing;			/* inside session_sync: don't recurse */
 	uint64_t change_counter;	/* store_change_counter() last synced */
 	bool utf8;			/* UTF8=ACCEPT or IMAP4rev2 enabled: names in UTF-8 */
+	bool condstore;			/* CONDSTORE enabled (RFC 7162 3.1) */
+	bool qresync;			/* QRESYNC enabled: VANISHED instead of EXPUNGE */
 	bool rev2;			/* IMAP4rev2 enabled: no \Recent, ESEARCH answers */
 	/* Set by a command that streams output (FETCH of big bodies): called
 	 * when the output queue has drained, to write the next piece. */
@@ -68,6 +70,8 @@ struct session {
 	 * before it finishes. */
 	void (*on_close)(struct session *s);
 	void *cmd_state;		/* that command's state */
+	int cmd_index;			/* running command, for metrics; -1 when none */
+	uint64_t cmd_started_us;
 	bool idling;			/* in IDLE, waiting for DONE */
 	char *idle_tag;
 	struct ev_timer keepalive_timer;	/* "* OK Still here" while idling */
@@ -79,6 +83,15 @@ struct session {
 	enum session_state state;
 	char id[24];			/* for logs: worker and counter */
 	struct imap_parser *parser;
+	/* APPEND literals streamed to store blobs while the command is read,
+	 * in the order of the command's streamed arguments. cmd_append uses
+	 * them; the session frees them when the command ends, fails or the
+	 * session goes. */
+	struct store_blob **stream_blobs;
+	size_t stream_blob_count, stream_blob_cap;
+	/* Writing one failed: the rest is drained, and the APPEND answers with
+	 * store_last_error() (no other store call happens in between). */
+	bool stream_failed;
 	struct ev_timer idle_timer;	/* autologout */
 	struct ev_timer delay_timer;	/* throttle delay before a login answer */
 	uint64_t connected_ms;
@@ -105,6 +118,8 @@ void session_logout(struct session *s, const char *reason);
 bool session_plaintext_auth_allowed(const struct session *s);
 bool session_starttls_available(const struct session *s);
 void session_set_state(struct session *s, enum session_state state);
+/* The listener's index among the boot listeners (metrics labels). */
+size_t session_listener_index(const struct session *s);
 /* A command finished asynchronously: take the next pipelined one. */
 void session_command_done(struct session *s);
 
@@ -123,6 +138,9 @@ void session_ok(struct session *s, const char *tag, const char *fmt, ...)
 void session_store_error(struct session *s, const char *tag, const char *what);
 /* Mailbox names on the wire: modified UTF-7 unless UTF-8 was enabled. */
 int session_mailbox_from_wire(const struct session *s, const struct imap_arg *arg,
+			      struct buf *utf8_r, const char **error_r);
+/* The same for LIST/LSUB patterns, which may be atoms holding % and *. */
+int session_pattern_from_wire(const struct session *s, const struct imap_arg *arg,
 			      struct buf *utf8_r, const char **error_r);
 void session_write_mailbox(const struct session *s, struct buf *out, const char *utf8_name);
 
@@ -154,11 +172,13 @@ void cmd_append(struct session *s, const struct imap_command *cmd);
 void cmd_store(struct session *s, const struct imap_command *cmd);
 void cmd_copy(struct session *s, const struct imap_command *cmd);
 void cmd_move(struct session *s, const struct imap_command *cmd);
+void cmd_fetch(struct session *s, const struct imap_command *cmd);
 void cmd_idle(struct session *s, const struct imap_command *cmd);
 void session_idle_wake(struct session *s);
 void session_idle_end(struct session *s, const char *line, size_t len);
 void session_idle_init(struct session *s);
 void session_idle_deinit(struct session *s);
+void cmd_search(struct session *s, const struct imap_command *cmd);
 /* The AUTHENTICATE continuation line arrived. */
 void session_auth_continue(struct session *s, const char *line, size_t len);
 void session_login_cancel(struct session *s);

@@ -1,6 +1,7 @@
 /* Decoding for SEARCH and previews: transfer encodings (RFC 2045 6.7, 6.8),
  * encoded words (RFC 2047), charsets to UTF-8 (iconv). All lenient: mail in
  * the wild is broken in every way and a search must still see the text. */
+#include "core/base64.h"
 #include "mime/mime-private.h"
 
 #include <errno.h>
@@ -71,40 +72,10 @@ void mime_decode_qp(const char *in, size_t len, struct buf *out)
 	}
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 void mime_decode_base64(const char *in, size_t len, struct buf *out)
 {
-	uint32_t acc = 0;
-	int bits = 0;
-	buf_reserve(out, len / 4 * 3 + 3);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == '=')
-			break;	/* RFC 2045 6.8: padding ends the data */
-		int v = b64_value(c);
-		if (v < 0)
-			continue;	/* line breaks and garbage are ignored */
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf_append_char(out, (char)((acc >> bits) & 0xff));
-		}
-	}
+	/* RFC 2045 6.8: the same lenient reading core/base64 offers. */
+	base64_decode_lenient(out, in, len);
 }
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no

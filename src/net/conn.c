@@ -307,6 +307,8 @@ static void conn_flush(struct conn *c)
 		}
 		c->out_sent += (size_t)n;
 		c->bytes_out += (uint64_t)n;
+		if (c->metric_out != NULL)
+			__atomic_fetch_add(c->metric_out, (uint64_t)n, __ATOMIC_RELAXED);
 	}
 	if (c->out_sent == c->out.len)
 		output_drained(c);
@@ -374,6 +376,8 @@ static void conn_read(struct conn *c)
 		c->in.len += (size_t)n;
 		c->in.data[c->in.len] = '\0';
 		c->bytes_in += (uint64_t)n;
+		if (c->metric_in != NULL)
+			__atomic_fetch_add(c->metric_in, (uint64_t)n, __ATOMIC_RELAXED);
 		total += (size_t)n;
 	}
 	if (total > 0 && c->handler != NULL)

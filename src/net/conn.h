@@ -60,6 +60,7 @@ struct conn {
 	char peer_ip[64];		/* "192.0.2.1" or "2001:db8::1" */
 	int peer_port;
 	uint64_t bytes_in, bytes_out;
+	uint64_t *metric_in, *metric_out;	/* optional shared counters to add to */
 	const struct conn_handler *handler;
 	void *ctx;
 	char tls_error[160];		/* why the handshake failed */

@@ -46,7 +46,8 @@ void ev_loop_free(struct ev_loop **loopp)
 	if (loop == NULL)
 		return;
 	run_deferred(loop);	/* deferred frees still owed */
-	close(loop->epfd);
+	if (loop->epfd >= 0)
+		close(loop->epfd);
 	free(loop->heap);
 	free(loop);
 	*loopp = NULL;
@@ -88,12 +89,20 @@ int ev_io_set_exclusive(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 	return io_apply(loop, io, events, EPOLLEXCLUSIVE);
 }
 
+void ev_loop_detach_after_fork(struct ev_loop *loop)
+{
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	loop->epfd = -1;
+}
+
 void ev_io_stop(struct ev_loop *loop, struct ev_io *io)
 {
 	if (!io->active)
 		return;
 	/* Fails only if the fd was closed already, which removed it anyway. */
-	(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	if (loop->epfd >= 0)
+		(void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	io->active = false;
 	io->events = 0;
 }

@@ -63,6 +63,12 @@ void ev_defer_queue(struct ev_loop *loop, struct ev_defer *d);
 /* Removes d if queued (before its owner frees it). */
 void ev_defer_cancel(struct ev_loop *loop, struct ev_defer *d);
 
+/* In a forked child: the epoll instance is shared with the parent, so
+ * every later change through this loop would change the parent's. Cuts
+ * the child's loop loose (its watchers then stop without touching epoll);
+ * the child may still free what hangs off it. */
+void ev_loop_detach_after_fork(struct ev_loop *loop);
+
 /* Runs until ev_loop_stop(). Returns 0, or -1 if epoll_wait failed. */
 int ev_loop_run(struct ev_loop *loop);
 void ev_loop_stop(struct ev_loop *loop);

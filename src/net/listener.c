@@ -135,9 +135,14 @@ static void explain_bind_error(const struct config_listener *l, int err, struct 
 	}
 }
 
+/* The socket is made 0666, as Dovecot makes its LMTP socket: the MTA's
+ * delivery agent runs as its own account (postfix, Debian-exim) and needs
+ * to connect. Restrict who can reach it with the permissions of the
+ * directory holding it. */
 static int bind_unix(const struct config_listener *l, struct buf *errors)
 {
-	const char *path = l->address + strlen("unix:");
+	/* config.c has resolved "unix:PATH" to PATH in address and addr. */
+	const char *path = ((const struct sockaddr_un *)&l->addr)->sun_path;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		buf_printf(errors, "listener %s: socket path too long: %s\n", l->name, path);
@@ -153,7 +158,8 @@ static int bind_unix(const struct config_listener *l, struct buf *errors)
 	/* A stale socket from an earlier run; never remove anything else. */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0666) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
 		buf_printf(errors, "listener %s: cannot bind %s: %s\n", l->name, path, strerror(errno));
 		close(fd);
 		return -1;
@@ -163,7 +169,7 @@ static int bind_unix(const struct config_listener *l, struct buf *errors)
 
 int listener_bind(const struct config_listener *l, struct buf *errors)
 {
-	if (strncmp(l->address, "unix:", 5) == 0)
+	if (l->addr.ss_family == AF_UNIX)
 		return bind_unix(l, errors);
 	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {

@@ -228,6 +228,19 @@ int blob_writer_place(struct blob_writer *w, unsigned *dir_index_r, const char *
 	return 0;
 }
 
+int blob_writer_open_read(const struct blob_writer *w, int *fd_r, const char **what_r)
+{
+	if (!w->finished || w->placed) {
+		errno = EINVAL;
+		return fail(what_r, "read unfinished or placed blob");
+	}
+	int fd = open(w->tmp_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(what_r, "open blob temp file");
+	*fd_r = fd;
+	return 0;
+}
+
 int blob_writer_discard(struct blob_writer *w, const char **what_r)
 {
 	if (w->placed)

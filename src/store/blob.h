@@ -40,6 +40,9 @@ uint64_t blob_writer_size(const struct blob_writer *w);
  * that must be fsynced before the rename counts as durable. A newly made
  * directory is fsynced into ROOT here. */
 int blob_writer_place(struct blob_writer *w, unsigned *dir_index_r, const char **what_r);
+/* Opens the finished, not yet placed temp file read-only (O_CLOEXEC); the
+ * fd is the caller's and stays valid after the file is placed or dropped. */
+int blob_writer_open_read(const struct blob_writer *w, int *fd_r, const char **what_r);
 /* The body is stored already: drop the temp file. */
 int blob_writer_discard(struct blob_writer *w, const char **what_r);
 /* Removes an unplaced temp file and frees; accepts NULL. */

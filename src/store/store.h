@@ -193,6 +193,19 @@ int store_mailbox_rename(struct store *st, const char *old_name, const char *new
 int store_mailbox_has_children(struct store *st, const char *name, bool *has_children_r);
 int store_mailbox_set_special_use(struct store *st, const char *name, enum store_special_use special_use);
 
+/* Migration (`postern import`): gives the mailbox name the UIDVALIDITY an
+ * earlier server used (nonzero), so clients keep their caches. Allowed only
+ * while the mailbox has never held a message (UIDNEXT 1), when no client can
+ * hold a UID of it worth keeping; otherwise STORE_ERR_NOT_ALLOWED. Setting
+ * the value it has already is a no-op. Later mailboxes still get
+ * UIDVALIDITYs above every value set here. */
+int store_mailbox_set_uidvalidity(struct store *st, const char *name, uint32_t uidvalidity);
+/* Migration: raises the mailbox's UIDNEXT to uidnext, so the next appended
+ * message gets at least that UID (Dovecot's dovecot-uidlist records a next
+ * UID above expunged messages). A value at or below the current UIDNEXT is a
+ * no-op: UIDs are never reused. */
+int store_mailbox_set_uidnext(struct store *st, uint64_t mailbox_id, uint32_t uidnext);
+
 /* Subscriptions are names: they may exist without a mailbox (RFC 3501
  * 6.3.6). Subscribing twice is fine; unsubscribing an unknown name gives
  * STORE_ERR_NOT_FOUND. */
@@ -288,6 +301,12 @@ void store_message_meta_free(struct store_message_meta *meta);
 int store_blob_begin(struct store *st, struct store_blob **blob_r);
 int store_blob_write(struct store *st, struct store_blob *blob, const void *data, size_t len);
 int store_blob_finish(struct store *st, struct store_blob *blob);
+/* Reads a finished blob back before it is appended (to parse the message it
+ * holds): *fd_r is a read-only descriptor of its store_blob_size() bytes,
+ * the caller's to close; mmap it or read it. It stays valid whatever
+ * happens to the blob afterwards. STORE_ERR_INVALID for a blob that is
+ * unfinished or already used by store_append. */
+int store_blob_open_read(struct store *st, const struct store_blob *blob, int *fd_r);
 /* begin + write everything read from fd until EOF + finish. */
 int store_blob_from_fd(struct store *st, int fd, struct store_blob **blob_r);
 uint64_t store_blob_size(const struct store_blob *blob);
@@ -302,6 +321,12 @@ struct store_append_msg {
 	size_t keyword_count;
 	int64_t internaldate;		/* 0: now */
 	const struct store_message_meta *meta;	/* NULL: none */
+	/* 0: the mailbox's next UID (the normal case). Otherwise this UID,
+	 * for migrations that keep a client's cache valid: it must be at or
+	 * above the mailbox's UIDNEXT and above the UID of the previous
+	 * message in the same call, else the call fails with
+	 * STORE_ERR_INVALID. UIDNEXT becomes the last UID + 1. */
+	uint32_t uid;
 };
 
 /* Appends count messages to the mailbox in one transaction (MULTIAPPEND is
@@ -380,6 +405,14 @@ struct store_message_info {
 };
 int store_message_get(struct store *st, uint64_t mailbox_id, uint32_t uid,
 		      struct store_message_info *info_r);
+/* The name the store gives a body (SHA-256 in lowercase hex), as in
+ * store_message_info.hash. Returns 0, or -1 if the digest fails (no error
+ * is set: there is no handle). */
+int store_body_hash(const void *data, size_t len, char hash_r[STORE_HASH_SIZE]);
+/* How many messages of the mailbox have the body named hash. For imports
+ * run a second time, which must not add a message again. One index lookup. */
+int store_message_count_by_hash(struct store *st, uint64_t mailbox_id, const char *hash,
+				uint32_t *count_r);
 int store_message_meta_get(struct store *st, uint64_t mailbox_id, uint32_t uid,
 			   struct store_message_meta *meta_r);
 /* Opens the body for reading: *fd_r is the caller's to close (mmap it or

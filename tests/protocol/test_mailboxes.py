@@ -187,3 +187,15 @@ def test_commands_need_login_and_selection():
     for cmd in ("EXPUNGE", "CLOSE", "STORE 1 +FLAGS (\\Seen)", "COPY 1 INBOX", "UID MOVE 1 INBOX", "CHECK"):
         _, tagged = c.command(cmd)
         assert " BAD " in tagged, (cmd, tagged)
+
+
+def test_unquoted_wildcard_patterns():
+    # RFC 9051 9: list-mailbox allows % and * in atoms.
+    c = session(make_server())
+    c.expect_ok("CREATE a/b")
+    assert set(names(c.expect_ok('LIST "" *')[0])) >= {"INBOX", "Sent", "a", "a/b"}
+    assert set(names(c.expect_ok('LIST "" %')[0])) == {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive", "a"}
+    assert set(names(c.expect_ok("LIST a/ %")[0])) == {"a/b"}
+    assert set(names(c.expect_ok('LIST "" Tr%h')[0])) == {"Trash"}
+    lsub = names(c.expect_ok('LSUB "" *')[0], "LSUB")
+    assert lsub["Sent"] == set(), lsub

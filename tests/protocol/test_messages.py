@@ -251,3 +251,15 @@ def test_kill_during_concurrent_appends_loses_nothing_acknowledged():
     got = {re.search(r"UID (\d+)", l).group(1) for l in untagged if "FETCH" in l}
     assert got == {uid for uid, _ in acknowledged}, (len(got), len(acknowledged))
     assert all("\\Flagged" in l for l in untagged if "FETCH" in l)
+    # And whole: every acknowledged body comes back byte for byte.
+    for uid, body in acknowledged:
+        c.send(f"f{uid} UID FETCH {uid} BODY.PEEK[]\r\n")
+        first = c.read_line()
+        m = re.search(r"BODY\[\] \{(\d+)\}$", first)
+        assert m and int(m.group(1)) == len(body), (first, len(body))
+        while len(c.buf) < len(body):
+            c.buf += c.sock.recv(65536)
+        assert c.buf[:len(body)] == body, uid
+        c.buf = c.buf[len(body):]
+        _, tagged = c.read_until_tagged(f"f{uid}")
+        assert " OK " in tagged, tagged

@@ -135,3 +135,13 @@ def test_client_disconnect_mid_literal():
     d = plain_client(server)
     _, tagged = d.command("NOOP")
     assert " OK " in tagged
+
+
+def test_silent_tls_client_is_dropped_after_login_timeout():
+    import socket
+    server = Server(listeners=(("imaps", "implicit"),), extra="login_timeout = 1")
+    s = socket.create_connection(("127.0.0.1", server.ports["imaps"]), timeout=5)
+    start = time.monotonic()
+    assert s.recv(100) == b""  # closed by the server, nothing said in clear
+    assert time.monotonic() - start < 4
+    server.wait_log("tls_failed: handshake timeout")

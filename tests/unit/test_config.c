@@ -303,6 +303,8 @@ static void test_bad_lines(void)
 		  "t.conf:2: listener 'a': unix sockets are only for protocol = lmtp\n" },
 		{ "[listener a]\nprotocol = lmtp\naddress = unix:\n",
 		  "t.conf:3: listener 'a': bad address 'unix:': missing path after unix:\n" },
+		{ "[listener a]\ntls = starttls\nprotocol = lmtp\naddress = 127.0.0.1:24\n",
+		  "t.conf:2: listener 'a': protocol lmtp supports only tls = none\n" },
 		{ "[listener a]\naddress = *:143\ntls = yes\n",
 		  "t.conf:3: 'tls' must be implicit, starttls or none, not 'yes'\n" },
 		{ "[listener a]\naddress = *:143\nprotocol = pop3\n",
@@ -536,6 +538,25 @@ static void test_load_missing(void)
 	buf_free(&errors);
 }
 
+/* config check points at the line of each key it finds a problem with. */
+static void test_key_lines(void)
+{
+	struct config cfg;
+
+	CHECK_INT(parse(&cfg, "# comment\ndata_dir = /d\n\ntls_cert = /c\n"
+			"[listener a]\ntls = none\naddress = 127.0.0.1:1143\n"
+			"[certificate x]\nkey = /k\ncert = /x\n"), 0);
+	CHECK_INT(config_key_line(&cfg, "data_dir"), 2);
+	CHECK_INT(config_key_line(&cfg, "tls_cert"), 4);
+	CHECK_INT(config_key_line(&cfg, "tls_key"), 0);
+	CHECK_INT(config_key_line(&cfg, "address"), 0);
+	CHECK_INT(config_key_line(&cfg, "no_such_key"), 0);
+	CHECK_INT(cfg.listeners[0].address_line, 7);
+	CHECK_INT(cfg.certificates[0].key_line, 9);
+	CHECK_INT(cfg.certificates[0].cert_line, 10);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	RUN(test_defaults);
@@ -549,5 +570,6 @@ int main(void)
 	RUN(test_default_listeners);
 	RUN(test_relative_paths);
 	RUN(test_load_missing);
+	RUN(test_key_lines);
 	return harness_finish();
 }

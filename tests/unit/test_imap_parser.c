@@ -8,7 +8,15 @@
  *				printable ASCII as \xNN
  *	LIT tag NAME size	a synchronizing literal (TOOBIG when too large;
  *				the driver then rejects it, and also rejects
- *				for command name NOLIT; else it accepts)
+ *				for command name NOLIT; else it accepts), or
+ *				with NONSYNC a non-synchronizing one above the
+ *				stream threshold. With a threshold set (only
+ *				in test_streaming), the driver streams literals
+ *				above it unless the command is KEEP.
+ *	{n}S"bytes"		in CMD: a streamed literal, shown with the bytes
+ *				its sink received
+ *	DROP n			before ERR: the failed command had streamed n
+ *				bytes to the sink
  *	ERR tag text		IMAP_PARSE_ERROR
  *	FATAL text		IMAP_PARSE_FATAL (feeding stops)
  *	LINE "text"		line mode, entered after AUTHENTICATE and IDLE */
@@ -35,6 +43,20 @@ struct pcase {
 };
 
 #define IN(s) s, sizeof(s) - 1
+
+/* The stream threshold for the cases being run (pcase tables are
+ * positional; this keeps the older tables unchanged). */
+static uint64_t case_stream_threshold;
+/* What the sink received in the current run, and how much of it the
+ * rendered commands have shown. */
+static struct buf sunk;
+static size_t sunk_shown;
+
+static void sink_append(void *ctx, const char *data, size_t len)
+{
+	CHECK(len > 0);
+	buf_append(ctx, data, len);
+}
 
 static void render_bytes(struct buf *out, const char *s, size_t len)
 {
@@ -68,6 +90,18 @@ static void render_args(struct buf *out, const struct imap_arg *args, size_t cou
 			break;
 		case IMAP_ARG_LITERAL:
 			buf_printf(out, "%s{%zu}", a->literal8 ? "~" : "", a->len);
+			if (a->streamed) {
+				CHECK(a->str != NULL && a->str[0] == '\0');
+				CHECK(imap_arg_is_streamed(a) && !imap_arg_is_string(a) &&
+				      !imap_arg_is_astring(a) && !imap_arg_has_nul(a));
+				CHECK(sunk_shown + a->len <= sunk.len);
+				buf_append_char(out, 'S');
+				if (sunk_shown + a->len <= sunk.len)
+					render_bytes(out, sunk.data + sunk_shown, a->len);
+				sunk_shown += a->len;
+				break;
+			}
+			CHECK(!imap_arg_is_streamed(a));
 			render_bytes(out, a->str, a->len);
 			CHECK(a->str[a->len] == '\0');
 			break;
@@ -101,17 +135,25 @@ static bool drive(struct imap_parser *p, const char *data, size_t len, struct bu
 				render_args(out, cmd->args, cmd->arg_count);
 			}
 			buf_append_char(out, '\n');
+			CHECK_INT(sunk_shown, sunk.len);
+			buf_clear(&sunk);
+			sunk_shown = 0;
 			if (strcmp(cmd->name, "AUTHENTICATE") == 0 || strcmp(cmd->name, "IDLE") == 0)
 				imap_parser_expect_line(p);
 			break;
 		}
 		case IMAP_PARSE_LITERAL: {
 			bool big = imap_parser_literal_too_large(p);
-			buf_printf(out, "LIT %s %s %llu%s\n", imap_parser_partial_tag(p),
-				   imap_parser_partial_name(p),
-				   (unsigned long long)imap_parser_literal_size(p), big ? " TOOBIG" : "");
-			if (big || strcmp(imap_parser_partial_name(p), "NOLIT") == 0)
+			uint64_t size = imap_parser_literal_size(p);
+			const char *name = imap_parser_partial_name(p);
+			buf_printf(out, "LIT %s %s %llu%s%s\n", imap_parser_partial_tag(p), name,
+				   (unsigned long long)size,
+				   imap_parser_literal_is_sync(p) ? "" : " NONSYNC", big ? " TOOBIG" : "");
+			if (big || strcmp(name, "NOLIT") == 0)
 				imap_parser_literal_reject(p);
+			else if (case_stream_threshold > 0 && size > case_stream_threshold &&
+				 strcmp(name, "KEEP") != 0)
+				imap_parser_literal_stream(p, sink_append, &sunk);
 			else
 				imap_parser_literal_accept(p);
 			break;
@@ -125,6 +167,10 @@ static bool drive(struct imap_parser *p, const char *data, size_t len, struct bu
 			break;
 		}
 		case IMAP_PARSE_ERROR:
+			if (sunk.len > 0)
+				buf_printf(out, "DROP %zu\n", sunk.len);
+			buf_clear(&sunk);
+			sunk_shown = 0;
 			buf_printf(out, "ERR %s %s\n", imap_parser_error_tag(p), imap_parser_error(p));
 			break;
 		case IMAP_PARSE_FATAL:
@@ -136,7 +182,10 @@ static bool drive(struct imap_parser *p, const char *data, size_t len, struct bu
 
 static struct imap_parser *case_parser(const struct pcase *c)
 {
-	struct imap_parser_limits l = { c->max_line, c->max_literal, c->max_depth };
+	struct imap_parser_limits l = {
+		.max_line = c->max_line, .max_literal = c->max_literal, .max_depth = c->max_depth,
+		.stream_threshold = case_stream_threshold,
+	};
 	struct imap_parser *p = imap_parser_new(&l);
 	imap_parser_set_utf8(p, c->utf8);
 	return p;
@@ -147,6 +196,8 @@ static char *run_split(const struct pcase *c, const size_t *cuts, size_t ncuts)
 {
 	struct imap_parser *p = case_parser(c);
 	struct buf out = BUF_INIT;
+	buf_clear(&sunk);
+	sunk_shown = 0;
 	size_t from = 0;
 	bool alive = true;
 	for (size_t i = 0; i <= ncuts && alive; i++) {
@@ -160,6 +211,9 @@ static char *run_split(const struct pcase *c, const size_t *cuts, size_t ncuts)
 	}
 	imap_parser_free(&p);
 	CHECK(p == NULL);
+	/* Bytes streamed for a command cut short by the end of the input. */
+	if (sunk.len > sunk_shown)
+		buf_printf(&out, "PENDING %zu\n", sunk.len - sunk_shown);
 	buf_append_str(&out, "");
 	return buf_steal(&out);
 }
@@ -531,7 +585,7 @@ static void test_api(void)
 	CHECK_STR(imap_parser_command(p)->tag, "c");
 
 	/* Reset in the middle of skipping. */
-	struct imap_parser_limits l = { 16, 4, 2 };
+	struct imap_parser_limits l = { .max_line = 16, .max_literal = 4, .max_depth = 2 };
 	imap_parser_set_limits(p, &l);
 	CHECK_INT(imap_parser_feed(p, "d X {9+}\r\nabc", 13, &consumed), IMAP_PARSE_ERROR);
 	CHECK_STR(imap_parser_error_tag(p), "d");
@@ -565,7 +619,7 @@ static void test_arg_limit(void)
 	for (int i = 0; i < LIMIT_ARGS; i++)
 		buf_append_str(&in, " x");
 	buf_append_str(&in, "\r\n");
-	struct imap_parser_limits l = { 4 * 1024 * 1024, 0, 0 };
+	struct imap_parser_limits l = { .max_line = 4 * 1024 * 1024 };
 	struct imap_parser *p = imap_parser_new(&l);
 	size_t consumed;
 	CHECK_INT(imap_parser_feed(p, in.data, in.len, &consumed), IMAP_PARSE_COMMAND);
@@ -598,12 +652,162 @@ static void test_arg_limit(void)
 	imap_parser_free(&p);
 }
 
+/* Literals above a stream threshold of 4 bytes: offered even when
+ * non-synchronizing, and streamed to the sink (KEEP accepts them in memory,
+ * NOLIT rejects them). Every case also runs byte by byte and split at every
+ * offset, so the sink must get exactly the literal's bytes however they
+ * arrive. */
+static void test_streaming(void)
+{
+	static const struct pcase cases[] = {
+		{ "sync streamed, small kept", IN("a APPEND box {6}\r\nab\r\ncd (\\Seen) {2}\r\nhi\r\nb NOOP\r\n"),
+		  "LIT a APPEND 6\nLIT a APPEND 2\n"
+		  "CMD a APPEND box {6}S\"ab\\x0d\\x0acd\" (\\Seen) {2}\"hi\"\nCMD b NOOP\n", 0, 0, 0, false },
+		{ "non-sync streamed", IN("a APPEND box {5+}\r\nhello {5+}\r\nworld {1+}\r\nx\r\n"),
+		  "LIT a APPEND 5 NONSYNC\nLIT a APPEND 5 NONSYNC\n"
+		  "CMD a APPEND box {5}S\"hello\" {5}S\"world\" {1}\"x\"\n", 0, 0, 0, false },
+		{ "literal8 both kinds", IN("a APPEND box ~{5}\r\n\0\1\2\3\4 ~{5+}\r\n\r\n\r\n\0\r\n"),
+		  "LIT a APPEND 5\nLIT a APPEND 5 NONSYNC\n"
+		  "CMD a APPEND box ~{5}S\"\\x00\\x01\\x02\\x03\\x04\" ~{5}S\"\\x0d\\x0a\\x0d\\x0a\\x00\"\n",
+		  0, 0, 0, false },
+		{ "looks like commands", IN("a APPEND box {11+}\r\nb NOOP\r\n}\r\n\r\nc NOOP\r\n"),
+		  "LIT a APPEND 11 NONSYNC\nCMD a APPEND box {11}S\"b NOOP\\x0d\\x0a}\\x0d\\x0a\"\nCMD c NOOP\n",
+		  0, 0, 0, false },
+		{ "in a list", IN("a X ({5+}\r\nhello) y\r\n"),
+		  "LIT a X 5 NONSYNC\nCMD a X ({5}S\"hello\") y\n", 0, 0, 0, false },
+		{ "at the threshold: not offered", IN("a APPEND box {4+}\r\nabcd\r\n"),
+		  "CMD a APPEND box {4}\"abcd\"\n", 0, 0, 0, false },
+		{ "kept in memory", IN("a KEEP {5+}\r\nhello {6}\r\nworld!\r\n"),
+		  "LIT a KEEP 5 NONSYNC\nLIT a KEEP 6\nCMD a KEEP {5}\"hello\" {6}\"world!\"\n", 0, 0, 0, false },
+		{ "non-sync rejected: skipped", IN("a NOLIT x {5+}\r\nhello {2+}\r\nab\r\nb NOOP\r\n"),
+		  "LIT a NOLIT 5 NONSYNC\nCMD b NOOP\n", 0, 0, 0, false },
+		{ "non-sync rejected, then sync", IN("a NOLIT {5+}\r\nhello {3}\r\nb NOOP\r\n"),
+		  "LIT a NOLIT 5 NONSYNC\nCMD b NOOP\n", 0, 0, 0, false },
+		{ "error after a streamed literal", IN("a APPEND box {5+}\r\nhello \"open\r\nb NOOP\r\n"),
+		  "LIT a APPEND 5 NONSYNC\nDROP 5\nERR a Unterminated quoted string\nCMD b NOOP\n",
+		  0, 0, 0, false },
+		{ "sync too big with streaming", IN("a APPEND box {11}\r\nb NOOP\r\n"),
+		  "LIT a APPEND 11 TOOBIG\nCMD b NOOP\n", 0, 10, 0, false },
+		{ "non-sync too big with streaming", IN("a APPEND box {11+}\r\n01234567890\r\nb NOOP\r\n"),
+		  "ERR a [TOOBIG] Literal of 11 bytes exceeds the limit of 10\nCMD b NOOP\n", 0, 10, 0, false },
+		{ "input ends inside", IN("a APPEND box {9+}\r\nabc"),
+		  "LIT a APPEND 9 NONSYNC\nPENDING 3\n", 0, 0, 0, false },
+	};
+	case_stream_threshold = 4;
+	RUN_CASES(cases);
+	case_stream_threshold = 0;
+}
+
+struct sink_record {
+	struct buf bytes;
+	unsigned calls;
+};
+
+static void sink_record(void *ctx, const char *data, size_t len)
+{
+	struct sink_record *r = ctx;
+	buf_append(&r->bytes, data, len);
+	r->calls++;
+}
+
+/* Streaming through the API: sizes and kinds, a reset or a free in the
+ * middle of a streamed literal, the threshold changed between commands. */
+static void test_streaming_api(void)
+{
+	struct imap_parser_limits l = { .stream_threshold = 8 };
+	struct imap_parser *p = imap_parser_new(&l);
+	struct sink_record r = { BUF_INIT, 0 };
+	size_t consumed;
+
+	/* Non-synchronizing: offered although the data follows at once. */
+	static const char in1[] = "A1 APPEND INBOX {12+}\r\nhello, world\r\n";
+	CHECK_INT(imap_parser_feed(p, in1, sizeof(in1) - 1, &consumed), IMAP_PARSE_LITERAL);
+	CHECK_INT(consumed, strlen("A1 APPEND INBOX {12+}\r\n"));
+	CHECK(!imap_parser_literal_is_sync(p));
+	CHECK_INT(imap_parser_literal_size(p), 12);
+	CHECK_STR(imap_parser_partial_name(p), "APPEND");
+	imap_parser_literal_stream(p, sink_record, &r);
+	const char *rest = in1 + consumed;
+	CHECK_INT(imap_parser_feed(p, rest, strlen(rest), &consumed), IMAP_PARSE_COMMAND);
+	CHECK_INT(consumed, strlen(rest));
+	CHECK_INT(r.bytes.len, 12);
+	CHECK(r.bytes.len == 12 && memcmp(r.bytes.data, "hello, world", 12) == 0);
+	const struct imap_command *cmd = imap_parser_command(p);
+	CHECK_INT(cmd->arg_count, 2);
+	CHECK(imap_arg_is_streamed(&cmd->args[1]) && cmd->args[1].len == 12);
+	CHECK_STR(cmd->args[1].str, "");
+	CHECK(imap_arg_is_astring(&cmd->args[0]) && !imap_arg_is_streamed(&cmd->args[0]));
+
+	/* Synchronizing, fed in pieces, then a reset in the middle. */
+	buf_clear(&r.bytes);
+	r.calls = 0;
+	CHECK_INT(imap_parser_feed(p, "A2 APPEND x {20}\r\n", 18, &consumed), IMAP_PARSE_LITERAL);
+	CHECK(imap_parser_literal_is_sync(p));
+	imap_parser_literal_stream(p, sink_record, &r);
+	CHECK_INT(imap_parser_feed(p, "0123", 4, &consumed), IMAP_PARSE_MORE);
+	CHECK_INT(imap_parser_feed(p, "4567", 4, &consumed), IMAP_PARSE_MORE);
+	CHECK_INT(r.calls, 2);
+	CHECK_INT(r.bytes.len, 8);
+	imap_parser_reset(p);
+	CHECK_INT(imap_parser_feed(p, "A3 NOOP\r\n", 9, &consumed), IMAP_PARSE_COMMAND);
+	CHECK_STR(imap_parser_command(p)->tag, "A3");
+	CHECK_INT(r.bytes.len, 8);	/* the sink is not called again */
+
+	/* The same for a non-synchronizing literal, and small literals are
+	 * not offered. */
+	CHECK_INT(imap_parser_feed(p, "A4 APPEND x {9+}\r\nab", 20, &consumed), IMAP_PARSE_LITERAL);
+	imap_parser_literal_stream(p, sink_record, &r);
+	CHECK_INT(imap_parser_feed(p, "ab", 2, &consumed), IMAP_PARSE_MORE);
+	imap_parser_reset(p);
+	CHECK_INT(r.bytes.len, 10);
+	CHECK_INT(imap_parser_feed(p, "A5 X {8+}\r\n12345678\r\n", 22, &consumed), IMAP_PARSE_COMMAND);
+	CHECK(!imap_parser_command(p)->args[0].streamed);
+
+	/* Streaming off again (as before login): plain literals. */
+	imap_parser_set_limits(p, NULL);
+	CHECK_INT(imap_parser_feed(p, "A6 X {9+}\r\n123456789\r\n", 23, &consumed), IMAP_PARSE_COMMAND);
+	CHECK_STR(imap_parser_command(p)->args[0].str, "123456789");
+
+	/* Freed in the middle of a streamed literal: nothing leaks. */
+	imap_parser_set_limits(p, &l);
+	CHECK_INT(imap_parser_feed(p, "A7 APPEND x {100}\r\n", 20, &consumed), IMAP_PARSE_LITERAL);
+	imap_parser_literal_stream(p, sink_record, &r);
+	CHECK_INT(imap_parser_feed(p, "abc", 3, &consumed), IMAP_PARSE_MORE);
+	imap_parser_free(&p);
+	CHECK_INT(r.bytes.len, 13);
+	buf_free(&r.bytes);
+
+	/* A big streamed literal: the parser's memory does not follow it. */
+	p = imap_parser_new(&l);
+	buf_clear(&r.bytes);
+	size_t big = 8u << 20;
+	char head[64];
+	int n = snprintf(head, sizeof(head), "A8 APPEND x {%zu+}\r\n", big);
+	CHECK_INT(imap_parser_feed(p, head, (size_t)n, &consumed), IMAP_PARSE_LITERAL);
+	uint64_t total = 0;
+	imap_parser_literal_stream(p, sink_record, &r);
+	char chunk[65536];
+	memset(chunk, 'z', sizeof(chunk));
+	for (size_t off = 0; off < big; off += sizeof(chunk)) {
+		CHECK_INT(imap_parser_feed(p, chunk, sizeof(chunk), &consumed), IMAP_PARSE_MORE);
+		/* Each chunk goes straight through, whole. */
+		CHECK_INT(r.bytes.len, sizeof(chunk));
+		total += r.bytes.len;
+		buf_clear(&r.bytes);
+	}
+	CHECK_INT(total, big);
+	CHECK_INT(imap_parser_feed(p, "\r\n", 2, &consumed), IMAP_PARSE_COMMAND);
+	CHECK_INT(imap_parser_command(p)->args[1].len, big);
+	buf_free(&r.bytes);
+	imap_parser_free(&p);
+}
+
 /* Random inputs built from grammar fragments: whatever the parser makes of
  * them, it must make the same of them however they are split. */
 static void test_random_splits(void)
 {
 	static const char *const frags[] = {
-		"\r\nt X ", "\r\nt X ", "\r\nt IDLE\r\n", "{3}\r\n", "{2+}\r\n", "{0}\r\n", "~{1+}\r\n", "{9+}\r\n",
+		"\r\nt X ", "\r\nt X ", "\r\nt IDLE\r\n", "{3}\r\n", "{2+}\r\n", "{4+}\r\n", "{0}\r\n", "~{1+}\r\n", "{9+}\r\n",
 		"\"", "\\", "(", ")", " ", "\r", "\n", "\r\n", "[", "]", "abc", "\\Seen", "<0.5>",
 		"{99999999999999999999}\r\n", "NIL", "\xc3\xa9", "%", "*", "+", "{", "}", "b",
 	};
@@ -623,6 +827,7 @@ static void test_random_splits(void)
 			len += strlen(f);
 		}
 		struct pcase c = { "random", in, len, NULL, 24, 8, 3, (rng >> 20) & 1 };
+		case_stream_threshold = (rng >> 21) & 1 ? 2 : 0;
 		char *whole = run_split(&c, NULL, 0);
 		size_t cuts[8], ncuts = 0;
 		for (size_t i = 0; i < 8 && len > 0; i++) {
@@ -650,6 +855,7 @@ static void test_random_splits(void)
 		free(split);
 		free(bytes);
 	}
+	case_stream_threshold = 0;
 	CHECK_INT(failures, 0);
 }
 
@@ -663,6 +869,8 @@ int main(void)
 	RUN(test_line_mode);
 	RUN(test_api);
 	RUN(test_arg_limit);
+	RUN(test_streaming);
+	RUN(test_streaming_api);
 	RUN(test_random_splits);
 	return harness_finish();
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1487,6 +1488,56 @@ static void test_streaming_large(void)
 	dir_cleanup();
 }
 
+/* Reading a finished blob back before it is appended: what APPEND does to
+ * parse a streamed message. The fd outlives the rename into place. */
+static void test_blob_open_read(void)
+{
+	struct store_blob *blob = NULL;
+	uint32_t uv, uid;
+	int fd = -1;
+
+	dir_setup();
+	struct store *st = open_user("alice");
+	if (st == NULL)
+		return;
+	uint64_t inbox = mailbox_id(st, "INBOX");
+	static const char text[] = "Subject: read back\r\n\r\nbody\r\n";
+	const size_t len = sizeof(text) - 1;
+
+	OK(st, store_blob_begin(st, &blob));
+	OK(st, store_blob_write(st, blob, text, 10));
+	FAILS(st, store_blob_open_read(st, blob, &fd), STORE_ERR_INVALID);
+	OK(st, store_blob_write(st, blob, text + 10, len - 10));
+	OK(st, store_blob_finish(st, blob));
+	OK(st, store_blob_open_read(st, blob, &fd));
+	CHECK(fd >= 0);
+	struct stat sb;
+	CHECK(fstat(fd, &sb) == 0 && (size_t)sb.st_size == len);
+	char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	CHECK(map != MAP_FAILED);
+	if (map != MAP_FAILED)
+		CHECK(memcmp(map, text, len) == 0);
+	/* Read-only. */
+	CHECK(write(fd, "x", 1) == -1);
+
+	struct store_append_msg m = { .blob = blob };
+	OK(st, store_append(st, inbox, &m, 1, &uv, &uid));
+	/* Placed: the mapping and the fd still read the same bytes. */
+	if (map != MAP_FAILED) {
+		CHECK(memcmp(map, text, len) == 0);
+		munmap(map, len);
+	}
+	char back[64];
+	CHECK(pread(fd, back, sizeof(back), 0) == (ssize_t)len);
+	CHECK(memcmp(back, text, len) == 0);
+	close(fd);
+	/* Used by store_append: no longer readable through the blob. */
+	FAILS(st, store_blob_open_read(st, blob, &fd), STORE_ERR_INVALID);
+	store_blob_free(&blob);
+	store_close(&st);
+	dir_cleanup();
+}
+
 static void test_batch(void)
 {
 	struct store_status s;
@@ -1594,6 +1645,121 @@ static void test_error_names(void)
 	CHECK_STR(store_error_name((enum store_error)1000), "unknown");
 }
 
+/* Migration: a fresh mailbox takes a given UIDVALIDITY, a used one refuses;
+ * later mailboxes still get larger values. */
+static void test_set_uidvalidity(void)
+{
+	dir_setup();
+	struct store *st = open_user("alice");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	struct store_status s;
+	uint32_t future = (uint32_t)time(NULL) + 100000;
+	OK(st, store_mailbox_create(st, "Old", STORE_SPECIAL_NONE));
+	OK(st, store_mailbox_set_uidvalidity(st, "Old", future));
+	OK(st, store_mailbox_status(st, "Old", UINT32_MAX, &s));
+	CHECK_INT(s.uidvalidity, future);
+	OK(st, store_mailbox_set_uidvalidity(st, "INBOX", 1234));
+	OK(st, store_mailbox_status(st, "INBOX", UINT32_MAX, &s));
+	CHECK_INT(s.uidvalidity, 1234);
+	FAILS(st, store_mailbox_set_uidvalidity(st, "INBOX", 0), STORE_ERR_INVALID);
+	FAILS(st, store_mailbox_set_uidvalidity(st, "Nosuch", 5), STORE_ERR_NOT_FOUND);
+	append_text(st, s.mailbox_id, "Subject: a\r\n\r\nx\r\n", 0);
+	OK(st, store_mailbox_set_uidvalidity(st, "INBOX", 1234));	/* same: no-op */
+	FAILS(st, store_mailbox_set_uidvalidity(st, "INBOX", 99), STORE_ERR_NOT_ALLOWED);
+	/* Delete and create again: never the imported value back. */
+	OK(st, store_mailbox_delete(st, "Old"));
+	OK(st, store_mailbox_create(st, "Old", STORE_SPECIAL_NONE));
+	OK(st, store_mailbox_status(st, "Old", UINT32_MAX, &s));
+	CHECK(s.uidvalidity > future);
+	store_close(&st);
+	dir_cleanup();
+}
+
+/* Migration: appends with given UIDs skip ahead, never back; UIDNEXT only
+ * rises. */
+static void test_append_given_uids(void)
+{
+	dir_setup();
+	struct store *st = open_user("alice");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	uint64_t inbox = mailbox_id(st, "INBOX");
+	const char *text = "Subject: u\r\n\r\nx\r\n";
+	struct store_append_msg m[2] = {
+		{ .data = text, .size = strlen(text), .uid = 5 },
+		{ .data = "Subject: v\r\n\r\n", .size = 14, .uid = 9, .flags = STORE_FLAG_SEEN },
+	};
+	uint32_t uidvalidity, uids[2] = { 0, 0 };
+	OK(st, store_append(st, inbox, m, 2, &uidvalidity, uids));
+	CHECK_INT(uids[0], 5);
+	CHECK_INT(uids[1], 9);
+	struct store_status s;
+	OK(st, store_mailbox_status(st, "INBOX", UINT32_MAX, &s));
+	CHECK_INT(s.uidnext, 10);
+	CHECK_INT(s.messages, 2);
+	/* Below UIDNEXT, or not ascending within a call: refused, nothing added. */
+	m[0].uid = 7;
+	FAILS(st, store_append(st, inbox, m, 1, &uidvalidity, uids), STORE_ERR_INVALID);
+	m[0].uid = 20;
+	m[1].uid = 20;
+	FAILS(st, store_append(st, inbox, m, 2, &uidvalidity, uids), STORE_ERR_INVALID);
+	OK(st, store_mailbox_status(st, "INBOX", UINT32_MAX, &s));
+	CHECK_INT(s.messages, 2);
+	CHECK_INT(s.uidnext, 10);
+	/* A given UID then an automatic one follows it. */
+	m[0].uid = 12;
+	m[1].uid = 0;
+	OK(st, store_append(st, inbox, m, 2, &uidvalidity, uids));
+	CHECK_INT(uids[0], 12);
+	CHECK_INT(uids[1], 13);
+	m[0].uid = UINT32_MAX;
+	FAILS(st, store_append(st, inbox, m, 1, &uidvalidity, uids), STORE_ERR_LIMIT);
+	/* set_uidnext raises only. */
+	OK(st, store_mailbox_set_uidnext(st, inbox, 100));
+	OK(st, store_mailbox_set_uidnext(st, inbox, 50));
+	OK(st, store_mailbox_status(st, "INBOX", UINT32_MAX, &s));
+	CHECK_INT(s.uidnext, 100);
+	CHECK_INT(append_text(st, inbox, "Subject: w\r\n\r\n", 0), 100);
+	FAILS(st, store_mailbox_set_uidnext(st, 999999, 5), STORE_ERR_NOT_FOUND);
+	store_close(&st);
+	dir_cleanup();
+}
+
+/* Migration: "is this body already in the mailbox", by the store's hash. */
+static void test_count_by_hash(void)
+{
+	dir_setup();
+	struct store *st = open_user("alice");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	uint64_t inbox = mailbox_id(st, "INBOX");
+	OK(st, store_mailbox_create(st, "Other", STORE_SPECIAL_NONE));
+	uint64_t other = mailbox_id(st, "Other");
+	const char *text = "Subject: h\r\n\r\nsame body\r\n";
+	char hash[STORE_HASH_SIZE];
+	CHECK_INT(store_body_hash(text, strlen(text), hash), 0);
+	CHECK_INT(strlen(hash), 64);
+	uint32_t n = 99;
+	OK(st, store_message_count_by_hash(st, inbox, hash, &n));
+	CHECK_INT(n, 0);
+	uint32_t uid = append_text(st, inbox, text, 0);
+	append_text(st, inbox, text, 0);
+	append_text(st, other, text, 0);
+	OK(st, store_message_count_by_hash(st, inbox, hash, &n));
+	CHECK_INT(n, 2);
+	OK(st, store_message_count_by_hash(st, other, hash, &n));
+	CHECK_INT(n, 1);
+	struct store_message_info info;
+	OK(st, store_message_get(st, inbox, uid, &info));
+	CHECK_STR(info.hash, hash);
+	store_close(&st);
+	dir_cleanup();
+}
+
 int main(void)
 {
 	RUN(test_open_invalid_user);
@@ -1621,9 +1787,13 @@ int main(void)
 	RUN(test_changes_since);
 	RUN(test_expunge_log_bound);
 	RUN(test_streaming_large);
+	RUN(test_blob_open_read);
 	RUN(test_batch);
 	RUN(test_quota);
 	RUN(test_change_notification);
 	RUN(test_error_names);
+	RUN(test_set_uidvalidity);
+	RUN(test_append_given_uids);
+	RUN(test_count_by_hash);
 	return harness_finish();
 }

@@ -294,6 +294,67 @@ fail:
 	return -1;
 }
 
+/* --- Migration -------------------------------------------------------- */
+
+int store_mailbox_set_uidvalidity(struct store *st, const char *name, uint32_t uidvalidity)
+{
+	char norm[STORE_MAX_NAME_LEN + 1];
+	struct mbox_row row;
+
+	if (mbox_name_check(st, name, norm) < 0)
+		return -1;
+	if (uidvalidity == 0)
+		return store_fail(st, STORE_ERR_INVALID, "UIDVALIDITY 0");
+	if (store_tx_begin(st) < 0)
+		return -1;
+	if (mbox_by_name(st, norm, &row) <= 0)
+		goto fail;
+	if (row.uidvalidity == uidvalidity) {
+		store_tx_rollback(st);
+		return 0;
+	}
+	/* Once a UID has been handed out, a client may hold it: changing
+	 * UIDVALIDITY then would be a real (if legal) resync, not a migration. */
+	if (row.uidnext != 1) {
+		store_fail(st, STORE_ERR_NOT_ALLOWED, "mailbox has held messages");
+		goto fail;
+	}
+	/* The user's UIDVALIDITY counter stays above every value in use, so a
+	 * mailbox deleted and created again never gets this value back. */
+	if (db_exec(st, "UPDATE mailboxes SET uidvalidity = ? WHERE id = ?", "ii", I64(uidvalidity),
+		    I64(row.id)) < 0 ||
+	    db_exec(st, "UPDATE meta SET value = max(value, ?) WHERE key = 'uidvalidity'", "i",
+		    I64(uidvalidity)) < 0)
+		goto fail;
+	st->tx_changed = true;
+	return store_tx_commit(st);
+fail:
+	store_tx_rollback(st);
+	return -1;
+}
+
+int store_mailbox_set_uidnext(struct store *st, uint64_t mailbox_id, uint32_t uidnext)
+{
+	struct mbox_row row;
+
+	if (store_tx_begin(st) < 0)
+		return -1;
+	if (mbox_by_id(st, mailbox_id, &row) <= 0)
+		goto fail;
+	if (uidnext <= row.uidnext) {
+		store_tx_rollback(st);
+		return 0;
+	}
+	if (db_exec(st, "UPDATE mailboxes SET uidnext = ? WHERE id = ?", "ii", I64(uidnext),
+		    I64(mailbox_id)) < 0)
+		goto fail;
+	st->tx_changed = true;
+	return store_tx_commit(st);
+fail:
+	store_tx_rollback(st);
+	return -1;
+}
+
 /* --- Rename ------------------------------------------------------------ */
 
 /* RFC 3501 6.3.5: renaming INBOX moves its messages to a new mailbox and

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #define MSG_COLUMNS "uid, flags, keywords, modseq, size, internaldate"
 
 /* --- Small containers -------------------------------------------------- */
@@ -382,6 +384,21 @@ int store_append(struct store *st, uint64_t mailbox_id, const struct store_appen
 	for (size_t i = 0; i < count; i++) {
 		uint64_t kw, emailid;
 		int64_t blob_id = 0;
+		/* A given UID (migration) may skip ahead, never back: uid is
+		 * the lowest UID still unused here, so UIDs stay unique and
+		 * ascending and UIDNEXT only grows. */
+		if (msgs[i].uid != 0) {
+			if (msgs[i].uid < uid) {
+				store_fail(st, STORE_ERR_INVALID, "UID %u is below UIDNEXT %u",
+					   msgs[i].uid, uid);
+				goto fail;
+			}
+			if ((uint64_t)msgs[i].uid + (count - i) > UINT32_MAX) {
+				store_fail(st, STORE_ERR_LIMIT, "mailbox UID space exhausted");
+				goto fail;
+			}
+			uid = msgs[i].uid;
+		}
 		if (keywords_mask(st, mailbox_id, msgs[i].keywords, msgs[i].keyword_count, true, &kw) < 0 ||
 		    blob_attach(st, writers[i], msgs[i].meta, &blob_id, &placed[i]) < 0 ||
 		    store_random_u64(st, &emailid) < 0)
@@ -891,6 +908,32 @@ static char *column_strdup(sqlite3_stmt *stmt, int col)
 {
 	const char *text = (const char *)sqlite3_column_text(stmt, col);
 	return text != NULL ? xstrdup(text) : NULL;
+}
+
+int store_body_hash(const void *data, size_t len, char hash_r[STORE_HASH_SIZE])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned md_len = 0;
+	if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len * 2 + 1 != STORE_HASH_SIZE)
+		return -1;
+	for (unsigned i = 0; i < md_len; i++)
+		snprintf(hash_r + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int store_message_count_by_hash(struct store *st, uint64_t mailbox_id, const char *hash,
+				uint32_t *count_r)
+{
+	int64_t n;
+	bool found;
+	/* blobs.hash is unique and messages_blob indexes blob_id: one probe
+	 * each, however large the mailbox. */
+	if (db_int(st, &n, &found,
+		   "SELECT count(*) FROM blobs b JOIN messages m ON m.blob_id = b.id"
+		   " WHERE b.hash = ? AND m.mailbox_id = ?", "ti", hash, I64(mailbox_id)) < 0)
+		return -1;
+	*count_r = found ? (uint32_t)n : 0;
+	return 0;
 }
 
 int store_message_meta_get(struct store *st, uint64_t mailbox_id, uint32_t uid,

@@ -918,6 +918,16 @@ int store_blob_finish(struct store *st, struct store_blob *blob)
 	return 0;
 }
 
+int store_blob_open_read(struct store *st, const struct store_blob *blob, int *fd_r)
+{
+	const char *what;
+	if (!blob_writer_finished(blob->writer) || blob_writer_placed(blob->writer))
+		return store_fail(st, STORE_ERR_INVALID, "blob not finished or already used");
+	if (blob_writer_open_read(blob->writer, fd_r, &what) < 0)
+		return store_errno_fail(st, what);
+	return 0;
+}
+
 int store_blob_from_fd(struct store *st, int fd, struct store_blob **blob_r)
 {
 	struct store_blob *blob;
