@@ -264,6 +264,7 @@ P=(-h 127.0.0.1)
 pt() { echo "-p $P_IMAPS --tls --pid-tree $POSTERN_PID"; }
 dt() { echo "-p $D_IMAPS --tls --pid-tree $DOVECOT_PID"; }
 STARTED=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # mixed: imaptest's default round per connection, one user per client.
 for c in $MIXED_CLIENTS; do
@@ -376,11 +377,12 @@ if [ -n "$BIG_IDLE$BIG_PUSH" ]; then
 fi
 
 ELAPSED=$(($(date +%s) - STARTED))
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 say "workloads done in ${ELAPSED}s; writing $OUT"
 
 # --- RESULTS.md ----------------------------------------------------------------
 export RES COMMANDS OUT SIGN_PER_S X25519_PER_S ELAPSED RUNS MIXED_SECONDS BIGBOX PUSH_APPENDS \
-	DOVECOT_PUSH_APPENDS DELIVER_SECONDS HANDSHAKE_SECONDS IDLE_BIG_RUNS USERS
+	DOVECOT_PUSH_APPENDS DELIVER_SECONDS HANDSHAKE_SECONDS IDLE_BIG_RUNS USERS LOAD_START LOAD_END
 export V_POSTERN=$(git describe --always --dirty 2>/dev/null || echo unknown)
 export V_DOVECOT=$(dovecot --version)
 export V_OPENSSL=$(openssl version)
@@ -392,5 +394,8 @@ export M_INOTIFY=$(cat /proc/sys/fs/inotify/max_user_instances)
 export M_PIDMAX=$(cat /proc/sys/kernel/pid_max)
 export M_FDLIMIT=$FD_LIMIT
 export P_LMTP_STATE=$POSTERN_LMTP
+# Kept with BENCH_KEEP=1: `set -a; . DIR/report.env; python3 bench/results.py`
+# writes the report again (after editing bench/findings.md).
+export -p | grep -E ' (RES|COMMANDS|OUT|SIGN_PER_S|X25519_PER_S|ELAPSED|RUNS|MIXED_SECONDS|BIGBOX|PUSH_APPENDS|DOVECOT_PUSH_APPENDS|DELIVER_SECONDS|HANDSHAKE_SECONDS|IDLE_BIG_RUNS|USERS|LOAD_START|LOAD_END|V_[A-Z]+|M_[A-Z]+|P_LMTP_STATE)=' >"$T/report.env"
 python3 "$ROOT/bench/results.py"
 say "wrote $OUT"

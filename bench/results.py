@@ -96,7 +96,10 @@ w(f"- Date: {now}; the workloads took {int(env['ELAPSED']) // 60} min {int(env['
 w(f"- Machine: {env['M_CORES']} cores ({env['M_CPU']}), {env['M_MEM']} memory, Linux {env['V_KERNEL']}; "
   f"fs.inotify.max_user_instances = {env['M_INOTIFY']}, kernel.pid_max = {env['M_PIDMAX']}, "
   f"open files per process (hard limit) = {env['M_FDLIMIT']}. "
-  "Servers and load generator share the cores: every figure is for all three on one 2-core machine.")
+  "Servers and load generator share the cores: every figure is for all three on one 2-core machine. "
+  f"The machine is shared with other work (load average {env.get('LOAD_START', '?')} at the start, "
+  f"{env.get('LOAD_END', '?')} at the end); runs alternate between the servers so both see the same noise, "
+  "and [min–max] shows how much it moved the figures.")
 w(f"- Versions: postern `{env['V_POSTERN']}` (release build, `build/postern`), Dovecot {env['V_DOVECOT']}, "
   f"{env['V_OPENSSL']}.")
 w(f"- Figures: median of {env['RUNS']} runs, [min–max] when there were several. Ratio = postern ÷ Dovecot. "

@@ -24,14 +24,14 @@ def run(args, timeout=60):
 
 
 def skip_unless_commands(server, commands):
-    """Skips when the server answers BAD to one of the commands (not built yet)."""
+    """Skips when the server does not know one of the commands (not built yet)."""
     c = server.connect("plain")
     c.read_greeting()
     c.login("alice")
     c.expect_ok("SELECT INBOX")
     for command in commands:
         _, tagged = c.command(command)
-        if tagged.split()[1] == "BAD":
+        if tagged.split()[1] == "BAD" and "unknown command" in tagged.lower():
             c.close()
             raise Skip(f"postern does not have {command.split()[0]} yet: {tagged}")
     c.close()
