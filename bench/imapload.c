@@ -118,6 +118,7 @@ struct mclient {
 	uint64_t appended;      /* messages this client appended */
 	uint32_t before_expunge;
 	int fill_need;          /* fill phase: messages still to append */
+	bool fill_expunged;     /* fill phase: EXPUNGE sent */
 	struct il_buf msg;
 	char *lit;
 	size_t litlen;
@@ -205,11 +206,12 @@ static void m_expunge_ok(struct il_conn *c, const struct il_reply *r)
 {
 	(void)r;
 	struct mclient *m = c->ud;
-	/* Our own mailbox (one user per client): exactly the message we
-	 * marked must be gone. */
-	if (il_opt.users >= il_opt.clients && c->exists + 1 != m->before_expunge)
-		il_fail("client %d: EXPUNGE left %u messages, expected %u", c->id, c->exists,
-			m->before_expunge - 1);
+	/* Our own mailbox (one user per client): the message we marked
+	 * must be gone. More may go: a round cut off by the end of an
+	 * earlier run can leave a \Deleted message behind. */
+	if (il_opt.users >= il_opt.clients && c->exists >= m->before_expunge)
+		il_fail("client %d: EXPUNGE left %u messages of %u, the one marked \\Deleted is still there", c->id,
+			c->exists, m->before_expunge);
 	m_append(c);
 }
 
@@ -291,7 +293,13 @@ static void m_select_ok(struct il_conn *c, const struct il_reply *r)
 		il_fail("client %d: SELECT OK without an EXISTS response (`%.*s`)", c->id, (int)r->len, r->line);
 	struct mclient *m = c->ud;
 	if (!g_mixed_timed) {
-		/* Fill phase: bring the mailbox to -m messages, then leave. */
+		/* Fill phase: drop what an earlier run left marked \Deleted,
+		 * bring the mailbox to -m messages, then leave. */
+		if (!m->fill_expunged) {
+			m->fill_expunged = true;
+			il_cmd(c, NULL, m_select_ok, "EXPUNGE");
+			return;
+		}
 		if (c->exists < (uint32_t)il_opt.fill) {
 			m->fill_need = il_opt.fill - (int)c->exists;
 			m_append(c);
