@@ -17,7 +17,8 @@ ASAN_CFLAGS := -O1 -g $(SAN_FLAGS)
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-BENCH_SRC := $(wildcard bench/*.c)
+IMAPLOAD_SRC := bench/imapload.c bench/genmail.c $(wildcard bench/il_*.c)
+BENCH_SRC := $(filter-out $(IMAPLOAD_SRC),$(wildcard bench/*.c))
 
 REL_OBJ := $(LIB_SRC:%.c=build/obj/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/obj/%.o)
@@ -64,7 +65,14 @@ build/bench/%: bench/%.c build/libpostern.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $(CFLAGS) -o $@ $^ $(LIBS)
 
-bench: $(BENCH_BIN)
+# The load generator: a client only, it links none of the server.
+build/imapload: $(IMAPLOAD_SRC) bench/il.h
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $(CFLAGS) -o $@ $(IMAPLOAD_SRC) $(PKG_LIBS)
+
+# Side by side with Dovecot; writes bench/RESULTS.md (see bench/compare.sh).
+bench: $(BENCH_BIN) build/postern build/imapload
+	bash bench/compare.sh
 
 # Every test: C unit tests, protocol tests against a live server, interop
 # tests with real clients. Ends with the line "N passed, M failed".

@@ -1,0 +1,116 @@
+"""bench/imapload, the load generator: a short mixed run against a real
+postern prints its table, and a server that answers BAD or hangs up makes
+it fail loudly (non-zero exit, a message naming the failure) instead of
+reporting numbers."""
+import os
+import socket
+import subprocess
+import threading
+
+from harness import ROOT, Server, Skip
+
+IMAPLOAD = os.path.join(ROOT, "build", "imapload")
+
+
+def build_imapload():
+    proc = subprocess.run(["make", "-s", "build/imapload"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return IMAPLOAD
+
+
+def run(args, timeout=60):
+    return subprocess.run([build_imapload(), "-q"] + args, capture_output=True, text=True, timeout=timeout)
+
+
+def skip_unless_commands(server, commands):
+    """Skips when the server does not know one of the commands (not built yet)."""
+    c = server.connect("plain")
+    c.read_greeting()
+    c.login("alice")
+    c.expect_ok("SELECT INBOX")
+    for command in commands:
+        _, tagged = c.command(command)
+        if tagged.split()[1] == "BAD" and "unknown command" in tagged.lower():
+            c.close()
+            raise Skip(f"postern does not have {command.split()[0]} yet: {tagged}")
+    c.close()
+
+
+def test_mixed_two_clients_prints_table():
+    server = Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes\n",
+                    users={"load1": "pw", "load2": "pw", "alice": "wonderland"})
+    skip_unless_commands(server, ["FETCH 1:* (FLAGS)"])
+    proc = run(["-w", "mixed", "--plain", "-p", str(server.ports["plain"]), "-u", "load%d", "-P", "pw",
+                "-c", "2", "-d", "2", "-m", "5"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "workload=mixed clients=2" in out, out
+    for name in ("LOGIN", "SELECT", "FETCH", "APPEND", "EXPUNGE", "LOGOUT"):
+        assert any(line.startswith(name + " ") for line in out.splitlines()), (name, out)
+    assert "RESULT mixed cmd=ALL" in out, out
+
+
+class FakeServer:
+    """Greets, then answers the first command as told: `bad` sends a tagged
+    BAD, `drop` closes the connection."""
+
+    def __init__(self, behaviour):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.behaviour = behaviour
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock.settimeout(20)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            conn.sendall(b"* OK [CAPABILITY IMAP4rev1 LITERAL+ IDLE] fake ready\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            tag = data.split(b" ", 1)[0]
+            if self.behaviour == "bad":
+                conn.sendall(tag + b" BAD Fake refuses this command\r\n")
+                try:
+                    conn.recv(4096)
+                except OSError:
+                    pass
+            # "drop": close without an answer
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def test_bad_answer_fails_the_run():
+    fake = FakeServer("bad")
+    try:
+        proc = run(["-w", "mixed", "--plain", "-p", str(fake.port), "-c", "1", "-d", "1", "--timeout", "10"])
+    finally:
+        fake.close()
+    assert proc.returncode != 0, proc.stdout
+    assert "FAILED" in proc.stderr and "LOGIN" in proc.stderr, proc.stderr
+    assert "BAD Fake refuses this command" in proc.stderr, proc.stderr
+    assert "RESULT" not in proc.stdout, proc.stdout
+
+
+def test_dropped_connection_fails_the_run():
+    fake = FakeServer("drop")
+    try:
+        proc = run(["-w", "mixed", "--plain", "-p", str(fake.port), "-c", "1", "-d", "1", "--timeout", "10"])
+    finally:
+        fake.close()
+    assert proc.returncode != 0, proc.stdout
+    assert "FAILED" in proc.stderr and "closed the connection" in proc.stderr, proc.stderr
+    assert "RESULT" not in proc.stdout, proc.stdout
