@@ -7,6 +7,7 @@
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
 #include "imapd/notify.h"
+#include "imapd/selected.h"
 #include "imapd/store_cache.h"
 #include "metrics/metrics.h"
 #include "lmtp/lmtp.h"
@@ -218,6 +219,7 @@ static void worker_cleanup(struct worker *w)
 	stop_listening(w);
 	imapd_close_all(&w->imapd);
 	store_cache_deinit(&w->imapd);
+	session_sync_cache_free(&w->imapd);
 	if (w->imapd.inotify_fd >= 0)
 		ev_io_stop(w->loop, &w->inotify_io);
 	notify_deinit(&w->imapd);

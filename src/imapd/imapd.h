@@ -19,6 +19,7 @@ struct session;
 struct notify_watch;
 struct metrics_worker;
 struct store_cache;
+struct sync_cache;
 struct shcount;
 
 struct imapd_context {
@@ -37,7 +38,8 @@ struct imapd_context {
 	struct shcount *counts;		/* connections per address, sessions per user,
 					 * shared by every worker; NULL: limits off */
 	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
-	struct store_cache *store_cache;	/* open stores by user, see store_cache.h */
+	struct store_cache *store_cache;
+	struct sync_cache *sync_cache;	/* last changes read, see selected.c */	/* open stores by user, see store_cache.h */
 	int inotify_fd;			/* change-file watches, -1 when unavailable */
 	struct notify_watch *watches;	/* one per watched user */
 };

@@ -289,14 +289,16 @@ static void append_new_message(struct selected *sel, const struct store_msg *msg
 }
 
 /* New keywords appeared: the client learns them from FLAGS (RFC 9051 7.3.5). */
-static void announce_keywords(struct session *s, struct store_keywords *fresh)
+static void announce_keywords(struct session *s, const struct store_keywords *fresh)
 {
 	struct selected *sel = s->selected;
 	if (fresh->count <= sel->keywords.count)
 		return;
 	store_keywords_free(&sel->keywords);
-	sel->keywords = *fresh;
-	*fresh = (struct store_keywords){ 0 };
+	sel->keywords.names = xcalloc(fresh->count, sizeof(char *));
+	for (size_t i = 0; i < fresh->count; i++)
+		sel->keywords.names[i] = xstrdup(fresh->names[i]);
+	sel->keywords.count = fresh->count;
 	struct buf line = BUF_INIT;
 	buf_append_str(&line, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
 	for (size_t i = 0; i < sel->keywords.count; i++)
@@ -305,6 +307,50 @@ static void announce_keywords(struct session *s, struct store_keywords *fresh)
 	conn_write(s->conn, line.data, line.len);
 	buf_free(&line);
 	sel->keywords_announced = sel->keywords.count;
+}
+
+/* The last changes read, shared by every session of the worker that asks
+ * for the same thing: when a delivery wakes 10,000 IDLE sessions of one
+ * mailbox, they all stood at the same modseq, and one query answers all. */
+struct sync_cache {
+	char *change_path;		/* whose store */
+	uint64_t mailbox_id;
+	uint64_t since;
+	uint64_t counter;		/* the change counter it was read at */
+	struct store_changes changes;
+};
+
+void session_sync_cache_free(struct imapd_context *ctx)
+{
+	struct sync_cache *c = ctx->sync_cache;
+	if (c == NULL)
+		return;
+	store_changes_free(&c->changes);
+	free(c->change_path);
+	free(c);
+	ctx->sync_cache = NULL;
+}
+
+static const struct store_changes *changes_since(struct session *s, uint64_t counter)
+{
+	struct selected *sel = s->selected;
+	struct sync_cache *c = s->ctx->sync_cache;
+	const char *path = store_change_path(s->store);
+	if (c != NULL && counter != 0 && c->counter == counter && c->mailbox_id == sel->mailbox_id &&
+	    c->since == sel->modseq && strcmp(c->change_path, path) == 0)
+		return &c->changes;
+	struct store_changes fresh;
+	if (store_changes_since(s->store, sel->mailbox_id, sel->modseq, &fresh) < 0)
+		return NULL;
+	session_sync_cache_free(s->ctx);
+	c = xcalloc(1, sizeof(*c));
+	c->change_path = xstrdup(path);
+	c->mailbox_id = sel->mailbox_id;
+	c->since = sel->modseq;
+	c->counter = counter;	/* 0 (unreadable) never matches above */
+	c->changes = fresh;
+	s->ctx->sync_cache = c;
+	return &c->changes;
 }
 
 void session_sync(struct session *s, bool allow_expunge)
@@ -318,8 +364,8 @@ void session_sync(struct session *s, bool allow_expunge)
 	if (counter != 0 && counter == s->change_counter)
 		return;
 	s->syncing = true;
-	struct store_changes changes;
-	if (store_changes_since(s->store, sel->mailbox_id, sel->modseq, &changes) < 0) {
+	const struct store_changes *found = changes_since(s, counter);
+	if (found == NULL) {
 		const char *text = NULL;
 		store_last_error(s->store, &text);
 		log_msg(LOG_ERROR, "sync_failed", "session %s mailbox %s: %s", s->id, sel->name,
@@ -327,6 +373,7 @@ void session_sync(struct session *s, bool allow_expunge)
 		s->syncing = false;
 		return;
 	}
+	const struct store_changes changes = *found;	/* read-only: the cache owns it */
 	s->change_counter = counter;
 	announce_keywords(s, &changes.keywords);
 	if (allow_expunge)
@@ -363,7 +410,6 @@ void session_sync(struct session *s, bool allow_expunge)
 		sel->modseq = changes.highestmodseq;
 	if (changes.uidnext > sel->uidnext)
 		sel->uidnext = changes.uidnext;
-	store_changes_free(&changes);
 	s->syncing = false;
 }
 

@@ -102,5 +102,8 @@ int selected_send_vanished_earlier(struct session *s, const struct seqset *uid_s
 void uid_set_write(struct buf *out, const uint32_t *uids, size_t count);
 
 void selected_free(struct selected **sel);
+/* Frees the worker's shared cache of the last changes read (exit). */
+struct imapd_context;
+void session_sync_cache_free(struct imapd_context *ctx);
 
 #endif
