@@ -49,7 +49,7 @@
 #define LIMIT_COMMANDS_PER_SECOND 200
 /* Messages whose file one SEARCH may read (body, text or header keys
  * that are not in the index): `max_search_body_reads`. */
-#define LIMIT_SEARCH_BODY_READS 50000
+#define LIMIT_SEARCH_BODY_READS 1000000
 /* Slots of each worker's table of shared counts (source addresses, users,
  * user and address pairs it holds sessions for): a power of two. A worker
  * whose table is 3/4 full stops counting new keys (and admits them). */
