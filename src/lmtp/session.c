@@ -530,8 +530,20 @@ static void job_done(struct lmtp_context *ctx, struct lmtp_job *job)
 		log_delivery(job, &job->rcpts[i], out);
 	}
 	struct lmtp_session *s = job->owner;
-	if (s == NULL)
+	if (s == NULL) {
+		/* The MTA heard nothing and will send it all again: the
+		 * copies written before the hang-up will be duplicates. */
+		size_t written = 0;
+		for (size_t i = 0; i < job->rcpt_count; i++)
+			written += job->outcomes[i].attempted;
+		struct log_line l;
+		log_begin(&l, LOG_INFO, "delivery_abandoned");
+		log_str(&l, "session", job->session_id);
+		log_uint(&l, "attempted", written);
+		log_uint(&l, "skipped", job->rcpt_count - written);
+		log_end(&l);
 		return;
+	}
 	assert(s->job == job && s->state == LMTP_DELIVERING);
 	s->job = NULL;
 	for (size_t i = 0; i < job->rcpt_count; i++)

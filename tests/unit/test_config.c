@@ -111,7 +111,6 @@ static void test_good_file(void)
 		"log_target = syslog\n"
 		"log_level = debug\n"
 		"pid_file = /run/postern.pid\n"
-		"\n"
 		"[listener imaps]\n"
 		"address = *:993\n"
 		"[listener imap]\n"
