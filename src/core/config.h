@@ -76,6 +76,7 @@ struct config {
 	int auth_fail_delay_max_ms;	/* `auth_failure_delay_max`, default 15000 */
 	int auth_spray_users;		/* `auth_spray_threshold`: distinct users failed from one IP, default 5 */
 	int auth_threads;		/* `auth_threads`: hashing threads per worker, default 2 */
+	int delivery_threads;		/* `delivery_threads`: LMTP store-writing threads per worker, default 8 */
 	char *log_target;		/* `log_target`: "stderr" (default) or "syslog" */
 	char *log_level;		/* `log_level`: debug, info (default), warn, error */
 	char *pid_file;			/* `pid_file`, default none */

@@ -65,6 +65,10 @@
 #define LIMIT_LMTP_PATH 512
 #define LIMIT_LMTP_RECIPIENTS 1000
 #define LIMIT_LMTP_TIMEOUT_S 300
+/* Input an LMTP session buffers while its DATA is being delivered (the
+ * next pipelined commands, RFC 2920); past it the session stops reading
+ * until the replies are sent. */
+#define LIMIT_LMTP_PIPELINED (64 * 1024)
 
 /* MIME parsing (src/mime): deepest nesting of multipart and message/rfc822
  * parts (deeper entities become text/plain leaves), most parts in one

@@ -11,6 +11,7 @@
 #include "imapd/store_cache.h"
 #include "metrics/metrics.h"
 #include "lmtp/lmtp.h"
+#include "lmtp/pool.h"
 #include "net/ev.h"
 
 #include <errno.h>
@@ -47,6 +48,7 @@ struct worker {
 	int signal_fd;
 	struct ev_io signal_io;
 	struct ev_io pool_io;
+	struct ev_io delivery_io;	/* the LMTP delivery pool's eventfd */
 	struct ev_io inotify_io;
 	struct ev_timer drain_check;
 	struct metrics_worker local_metrics;	/* when there is no shared slot */
@@ -184,6 +186,33 @@ static void pool_cb(void *ctx, uint32_t events)
 	imapd_auth_jobs_done(&w->imapd);
 }
 
+static void delivery_cb(void *ctx, uint32_t events)
+{
+	struct worker *w = ctx;
+	lmtp_jobs_done(&w->lmtp);
+}
+
+/* The delivery threads, only when there is an LMTP listener to use them
+ * (listeners come from the boot configuration, never from a reload). */
+static int worker_setup_delivery(struct worker *w, const struct worker_start *start)
+{
+	bool lmtp = false;
+	for (size_t i = 0; i < start->listen_count; i++)
+		lmtp |= w->boot_cfg->listeners[i].protocol == LISTENER_PROTO_LMTP;
+	if (!lmtp)
+		return 0;
+	int fd = -1;
+	w->lmtp.pool = lmtp_pool_new((unsigned)w->boot_cfg->delivery_threads, &fd);
+	if (w->lmtp.pool == NULL)
+		return -1;
+	ev_io_init(&w->delivery_io, fd, delivery_cb, w);
+	if (ev_io_set(w->loop, &w->delivery_io, EPOLLIN) < 0) {
+		lmtp_pool_free(&w->lmtp.pool);
+		return -1;
+	}
+	return 0;
+}
+
 static int worker_setup_signals(struct worker *w)
 {
 	sigset_t set;
@@ -224,6 +253,10 @@ static void worker_cleanup(struct worker *w)
 		ev_io_stop(w->loop, &w->inotify_io);
 	notify_deinit(&w->imapd);
 	lmtp_close_all(&w->lmtp);
+	if (w->lmtp.pool != NULL) {
+		ev_io_stop(w->loop, &w->delivery_io);
+		lmtp_pool_free(&w->lmtp.pool);
+	}
 	free(w->listeners);
 	if (w->imapd.auth_pool != NULL) {
 		ev_io_stop(w->loop, &w->pool_io);
@@ -294,6 +327,10 @@ int worker_run(const struct worker_start *start)
 		goto out;
 	}
 	ev_io_init(&w.pool_io, pool_fd, pool_cb, &w);
+	if (worker_setup_delivery(&w, start) < 0) {
+		log_msg(LOG_ERROR, "worker_failed", "cannot start the delivery threads: %s", strerror(errno));
+		goto out;
+	}
 	if (ev_io_set(w.loop, &w.pool_io, EPOLLIN) < 0 || worker_setup_signals(&w) < 0 ||
 	    worker_setup_listeners(&w, start) < 0) {
 		log_msg(LOG_ERROR, "worker_failed", "event loop setup: %s", strerror(errno));

@@ -39,19 +39,37 @@ static int fail(struct lmtp_deliver_result *r, struct store *st, const char *wha
 	return -1;
 }
 
-int lmtp_deliver(const char *data_dir, const char *user, const char *mailbox, const char *data,
-		 size_t len, struct lmtp_deliver_result *r)
+int lmtp_deliver_open(const char *data_dir, const char *user, struct store **st_r,
+		      struct lmtp_deliver_result *r)
 {
 	*r = (struct lmtp_deliver_result){ .status = LMTP_DELIVER_TEMPFAIL, .mailbox = "INBOX" };
-	struct store *st = NULL;
 	enum store_error error;
 	char *text = NULL;
-	if (store_open(data_dir, user, &st, &error, &text) < 0) {
+	if (store_open(data_dir, user, st_r, &error, &text) < 0) {
 		r->status = error == STORE_ERR_QUOTA ? LMTP_DELIVER_QUOTA : LMTP_DELIVER_TEMPFAIL;
 		r->error = xasprintf("open: %s: %s", store_error_name(error), text ? text : "");
 		free(text);
 		return -1;
 	}
+	return 0;
+}
+
+int lmtp_deliver(const char *data_dir, const char *user, const char *mailbox, const char *data,
+		 size_t len, struct lmtp_deliver_result *r)
+{
+	struct store *st = NULL;
+	if (lmtp_deliver_open(data_dir, user, &st, r) < 0)
+		return -1;
+	int ret = lmtp_deliver_store(st, mailbox, data, len, r);
+	store_close(&st);
+	return ret;
+}
+
+int lmtp_deliver_store(struct store *st, const char *mailbox, const char *data, size_t len,
+		       struct lmtp_deliver_result *r)
+{
+	*r = (struct lmtp_deliver_result){ .status = LMTP_DELIVER_TEMPFAIL, .mailbox = "INBOX" };
+	enum store_error error;
 	struct store_status status;
 	int ret = -1;
 	bool found = false;
@@ -85,7 +103,6 @@ int lmtp_deliver(const char *data_dir, const char *user, const char *mailbox, co
 	}
 	store_message_meta_free(&meta);
 out:
-	store_close(&st);
 	return ret;
 }
 

@@ -4,15 +4,16 @@
  * errors become a delivery status here, in one place; the callers turn the
  * status into an LMTP reply or an exit code.
  *
- * Blocks on disk I/O and on the user's write lock (store.h); the LMTP
- * session calls it from the event loop, which is a known limit (see
- * docs/design.md "LMTP"). */
+ * Blocks on disk I/O and on the user's write lock (store.h): LMTP calls it
+ * on its delivery threads (lmtp/pool.h), never on the event loop. */
 #ifndef POSTERN_LMTP_DELIVER_H
 #define POSTERN_LMTP_DELIVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct store;
 
 enum lmtp_deliver_status {
 	LMTP_DELIVER_OK,	/* on disk: committed and fsynced */
@@ -38,6 +39,15 @@ struct lmtp_deliver_result {
  * or at a static string. */
 int lmtp_deliver(const char *data_dir, const char *user, const char *mailbox, const char *data,
 		 size_t len, struct lmtp_deliver_result *result);
+/* The same in two steps, for a caller that keeps the store open across
+ * deliveries (the LMTP delivery threads): lmtp_deliver_open opens user's
+ * store into *st_r (0), or fills result with the failure (-1, free it);
+ * lmtp_deliver_store appends with an open handle and fills result as
+ * lmtp_deliver does. */
+int lmtp_deliver_open(const char *data_dir, const char *user, struct store **st_r,
+		      struct lmtp_deliver_result *result);
+int lmtp_deliver_store(struct store *st, const char *mailbox, const char *data, size_t len,
+		       struct lmtp_deliver_result *result);
 void lmtp_deliver_result_free(struct lmtp_deliver_result *result);
 
 #endif

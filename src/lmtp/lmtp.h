@@ -18,6 +18,7 @@
 struct passwd_file;
 struct lmtp_session;
 struct metrics_worker;
+struct lmtp_pool;
 
 struct lmtp_context {
 	struct ev_loop *loop;
@@ -25,6 +26,8 @@ struct lmtp_context {
 	struct passwd_file *passwd;	/* which users exist (refreshed per RCPT) */
 	unsigned worker_index;
 	struct metrics_worker *metrics;	/* deliveries are counted here; never NULL */
+	struct lmtp_pool *pool;		/* the delivery threads (lmtp/pool.h); the
+					   worker's, set before any session */
 	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
 	uint64_t next_session_id;
 	struct lmtp_session *sessions;	/* every live session */
@@ -37,7 +40,11 @@ void lmtp_accept(struct lmtp_context *ctx, int fd, const struct config_listener 
 /* SIGTERM: idle sessions get "421 4.3.2" and close; a session reading a
  * message finishes it, answers, then closes the same way. */
 void lmtp_shutdown_all(struct lmtp_context *ctx);
-/* Frees every session at once (worker exit). */
+/* Frees every session at once (worker exit); their jobs still in the pool
+ * are cancelled and freed by lmtp_jobs_done or lmtp_pool_free. */
 void lmtp_close_all(struct lmtp_context *ctx);
+/* The pool's eventfd is readable: replies for the DATAs whose deliveries
+ * are done, and the input that waited for them. */
+void lmtp_jobs_done(struct lmtp_context *ctx);
 
 #endif

@@ -3,14 +3,16 @@
  * reader fed from the loop as bytes arrive.
  *
  *	GREETED --LHLO--> READY --MAIL--> MAIL --RCPT...--> MAIL --DATA--> DATA
- *	   ^                ^                                               |
- *	   |                +------------- replies after the dot -----------+
+ *	   ^                ^                                               | dot
+ *	   |                +---- replies, in RCPT order ---- DELIVERING <--+
  *	 any state --QUIT/timeout/shutdown--> QUIT
  *
- * Known limit: the appends after the final dot are synchronous store calls
- * made from the loop, one per recipient (each its own transaction and
- * fsync). Other connections of this worker wait for them; reading the
- * message itself never blocks (it is incremental, like any input). */
+ * After the final dot the message and its recipients go to the worker's
+ * delivery threads (lmtp/pool.h) as one job; the session sits in
+ * DELIVERING, running no further command (pipelined ones wait in the input
+ * buffer), until the job comes back through lmtp_jobs_done. Reading the
+ * message never blocks the loop either: it is incremental, like any
+ * input. */
 #include "lmtp/lmtp.h"
 #include "auth/passwd_file.h"
 #include "core/limits.h"
@@ -19,9 +21,11 @@
 #include "lmtp/address.h"
 #include "lmtp/data.h"
 #include "lmtp/deliver.h"
+#include "lmtp/pool.h"
 #include "metrics/metrics.h"
 #include "net/conn.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,19 +38,13 @@ enum lmtp_state {
 	LMTP_READY,	/* LHLO done, no transaction */
 	LMTP_MAIL,	/* MAIL FROM accepted; RCPT and DATA may follow */
 	LMTP_DATA,	/* reading the message */
+	LMTP_DELIVERING,	/* the delivery threads have the message */
 	LMTP_QUIT,	/* closing once the output is written */
 };
 
-static const char *const state_names[] = { "greeted", "ready", "mail", "data", "quit" };
+static const char *const state_names[] = { "greeted", "ready", "mail", "data", "delivering", "quit" };
 
 #define ST(x) (1u << (x))
-
-/* A recipient accepted by RCPT. */
-struct lmtp_rcpt {
-	char *address;		/* as given, for Delivered-To and the replies */
-	char *user;		/* the passwd file's name for it */
-	char *detail;		/* folder asked for by user+detail, or NULL */
-};
 
 struct lmtp_session {
 	struct lmtp_context *ctx;
@@ -60,22 +58,18 @@ struct lmtp_session {
 	char *sender;				/* MAIL FROM path ("" for <>) */
 	struct lmtp_rcpt *rcpts;
 	size_t rcpt_count;
-	struct buf message;			/* HEADROOM bytes, then the message */
+	struct buf message;			/* LMTP_HEADROOM bytes, then the message */
 	struct lmtp_data data;
+	struct lmtp_job *job;			/* DELIVERING: in the pool, shares nothing */
 	bool skipping_line;			/* a line over the limit: drop to LF */
 	bool quit_after_data;			/* shutdown arrived during DATA */
 	unsigned delivered;			/* counts, for the disconnect log */
 	char *close_reason;
 };
 
-/* Room kept in front of the message for the two headers written per
- * recipient, so each delivery prepends them without copying the body. */
-#define RETURN_PATH_FMT "Return-Path: <%s>\r\n"
-#define DELIVERED_TO_FMT "Delivered-To: %s\r\n"
-#define HEADROOM (sizeof(RETURN_PATH_FMT) + sizeof(DELIVERED_TO_FMT) + 2 * LIMIT_LMTP_PATH)
-
 static void session_free(struct lmtp_session *s);
 static void process_input(struct lmtp_session *s);
+static void arm_timer(struct lmtp_session *s);
 
 static void set_state(struct lmtp_session *s, enum lmtp_state state)
 {
@@ -120,13 +114,7 @@ static void quit(struct lmtp_session *s, const char *reason)
 
 static void reset_transaction(struct lmtp_session *s)
 {
-	for (size_t i = 0; i < s->rcpt_count; i++) {
-		free(s->rcpts[i].address);
-		free(s->rcpts[i].user);
-		free(s->rcpts[i].detail);
-	}
-	free(s->rcpts);
-	s->rcpts = NULL;
+	lmtp_rcpts_free(&s->rcpts, s->rcpt_count);
 	s->rcpt_count = 0;
 	free(s->sender);
 	s->sender = NULL;
@@ -322,8 +310,8 @@ static void cmd_data(struct lmtp_session *s, const char *args)
 		return;
 	}
 	buf_free(&s->message);
-	buf_reserve(&s->message, HEADROOM + 4096);
-	s->message.len = HEADROOM;
+	buf_reserve(&s->message, LMTP_HEADROOM + 4096);
+	s->message.len = LMTP_HEADROOM;
 	lmtp_data_init(&s->data, &s->message, s->ctx->cfg->max_literal_size);
 	set_state(s, LMTP_DATA);
 	reply(s, "354 2.0.0 Start mail input; end with <CRLF>.<CRLF>");
@@ -414,33 +402,36 @@ static void run_command(struct lmtp_session *s, char *line)
 
 /* --- After the final dot ------------------------------------------------ */
 
-static void log_delivery(struct lmtp_session *s, const struct lmtp_rcpt *r,
-			 const struct lmtp_deliver_result *res, size_t size)
+static void log_delivery(const struct lmtp_job *job, const struct lmtp_rcpt *r,
+			 const struct lmtp_rcpt_outcome *out)
 {
+	const struct lmtp_deliver_result *res = &out->result;
 	struct log_line l;
 	bool ok = res->status == LMTP_DELIVER_OK;
 	log_begin(&l, ok ? LOG_INFO : LOG_ERROR, ok ? "delivered" : "delivery_failed");
-	log_str(&l, "session", s->id);
+	log_str(&l, "session", job->session_id);
 	log_str(&l, "user", r->user);
 	log_str(&l, "rcpt", r->address);
-	log_str(&l, "from", s->sender);
+	log_str(&l, "from", job->sender);
 	log_str(&l, "mailbox", res->mailbox);
 	if (res->fell_back)
 		log_str(&l, "wanted", r->detail);
-	log_uint(&l, "size", size);
+	log_uint(&l, "size", out->size);
 	if (ok)
 		log_uint(&l, "uid", res->uid);
 	else
 		log_str(&l, "error", res->error);
+	log_uint(&l, "ms", out->done_ms - job->submitted_ms);
 	log_end(&l);
 }
 
 /* One delivery per recipient, by the reply it gets: 2xx ok, 5xx
- * rejected, 4xx tempfail. The time covers the store append and its
- * fsync, the part an MTA waits for. */
-static void count_delivery(struct lmtp_session *s, enum lmtp_deliver_status status, uint64_t ms)
+ * rejected, 4xx tempfail. The time runs from the final dot to the commit
+ * of this recipient (its wait for a thread, the recipients before it in
+ * the same DATA, the append and its fsync): what the MTA waits for. */
+static void count_delivery(struct lmtp_context *ctx, enum lmtp_deliver_status status, uint64_t ms)
 {
-	struct metrics_worker *m = s->ctx->metrics;
+	struct metrics_worker *m = ctx->metrics;
 	switch (status) {
 	case LMTP_DELIVER_OK:
 		METRIC_INC(m->deliveries[METRICS_DELIVERY_OK]);
@@ -456,30 +447,20 @@ static void count_delivery(struct lmtp_session *s, enum lmtp_deliver_status stat
 	metrics_observe(&m->delivery_latency, ms * 1000);
 }
 
-static void deliver_one(struct lmtp_session *s, const struct lmtp_rcpt *r)
+static void reply_outcome(struct lmtp_session *s, const struct lmtp_rcpt *r,
+			  const struct lmtp_rcpt_outcome *out)
 {
-	/* RFC 2033 4.2 / Dovecot: Return-Path from MAIL FROM, Delivered-To
-	 * naming the recipient, written into the headroom just before the
-	 * body. Both paths are at most LIMIT_LMTP_PATH bytes, so they fit. */
-	char prefix[HEADROOM + 1];
-	int n = snprintf(prefix, sizeof(prefix), RETURN_PATH_FMT DELIVERED_TO_FMT, s->sender, r->address);
-	if (n < 0 || (size_t)n > HEADROOM) {
-		METRIC_INC(s->ctx->metrics->deliveries[METRICS_DELIVERY_TEMPFAIL]);
-		reply(s, "451 4.3.0 <%s> Internal error", r->address);
+	if (!out->attempted) {
+		/* Only a cancelled job skips recipients, and then nobody
+		 * is listening; answered anyway, to keep one reply each. */
+		reply(s, "451 4.3.0 <%s> Temporary failure, try again later", r->address);
 		return;
 	}
-	char *start = s->message.data + HEADROOM - n;
-	memcpy(start, prefix, (size_t)n);
-	size_t size = s->message.len - HEADROOM + (size_t)n;
-	struct lmtp_deliver_result res;
-	uint64_t started = ev_clock_ms();
-	lmtp_deliver(s->ctx->cfg->data_dir, r->user, r->detail, start, size, &res);
-	count_delivery(s, res.status, ev_clock_ms() - started);
-	log_delivery(s, r, &res, size);
-	switch (res.status) {
+	switch (out->result.status) {
 	case LMTP_DELIVER_OK:
 		s->delivered++;
-		reply(s, "250 2.0.0 <%s> Saved as UID %u in %s", r->address, res.uid, res.mailbox);
+		reply(s, "250 2.0.0 <%s> Saved as UID %u in %s", r->address, out->result.uid,
+		      out->result.mailbox);
 		break;
 	case LMTP_DELIVER_QUOTA:
 		reply(s, "552 5.2.2 <%s> Mailbox full", r->address);
@@ -492,35 +473,99 @@ static void deliver_one(struct lmtp_session *s, const struct lmtp_rcpt *r)
 		reply(s, "451 4.3.0 <%s> Temporary failure, try again later", r->address);
 		break;
 	}
-	lmtp_deliver_result_free(&res);
 }
 
-static void finish_data(struct lmtp_session *s)
+/* The transaction is over (delivered or refused): back to READY, and
+ * the pipelined input that waited meanwhile gets its turn. */
+static void end_transaction(struct lmtp_session *s)
 {
-	/* RFC 2033 4.2: one reply per accepted recipient, in RCPT order. */
-	for (size_t i = 0; i < s->rcpt_count; i++) {
-		if (s->data.too_big) {
-			METRIC_INC(s->ctx->metrics->deliveries[METRICS_DELIVERY_REJECTED]);
-			reply(s, "552 5.3.4 <%s> Message too big (limit %llu bytes)", s->rcpts[i].address,
-			      (unsigned long long)s->data.limit);
-		} else {
-			deliver_one(s, &s->rcpts[i]);
-		}
-	}
-	if (s->data.too_big) {
-		struct log_line l;
-		log_begin(&l, LOG_INFO, "delivery_too_big");
-		log_str(&l, "session", s->id);
-		log_str(&l, "from", s->sender);
-		log_uint(&l, "size", s->data.size);
-		log_uint(&l, "limit", s->data.limit);
-		log_end(&l);
-	}
 	reset_transaction(s);
 	set_state(s, LMTP_READY);
 	if (s->quit_after_data) {
 		reply(s, "421 4.3.2 %s Service shutting down", s->ctx->cfg->hostname);
 		quit(s, "shutdown");
+	}
+}
+
+static void finish_data(struct lmtp_session *s)
+{
+	if (!s->data.too_big) {
+		/* RFC 2033 4.2: the replies come when the job is back
+		 * (lmtp_jobs_done), one per recipient in RCPT order. The
+		 * message and the recipients move into the job. */
+		s->job = lmtp_job_new(s->ctx->cfg->data_dir, s->id, &s->sender, &s->rcpts,
+				      s->rcpt_count, &s->message, s);
+		s->rcpt_count = 0;
+		set_state(s, LMTP_DELIVERING);
+		/* Deliveries may wait for a user's write lock: no idle
+		 * timeout while the server is the one being slow. */
+		ev_timer_stop(s->ctx->loop, &s->timer);
+		lmtp_pool_submit(s->ctx->pool, s->job);
+		return;
+	}
+	for (size_t i = 0; i < s->rcpt_count; i++) {
+		METRIC_INC(s->ctx->metrics->deliveries[METRICS_DELIVERY_REJECTED]);
+		reply(s, "552 5.3.4 <%s> Message too big (limit %llu bytes)", s->rcpts[i].address,
+		      (unsigned long long)s->data.limit);
+	}
+	struct log_line l;
+	log_begin(&l, LOG_INFO, "delivery_too_big");
+	log_str(&l, "session", s->id);
+	log_str(&l, "from", s->sender);
+	log_uint(&l, "size", s->data.size);
+	log_uint(&l, "limit", s->data.limit);
+	log_end(&l);
+	end_transaction(s);
+}
+
+static void job_done(struct lmtp_context *ctx, struct lmtp_job *job)
+{
+	/* Logged and counted even when the session is gone: what was
+	 * committed is in the store, answered or not. */
+	for (size_t i = 0; i < job->rcpt_count; i++) {
+		const struct lmtp_rcpt_outcome *out = &job->outcomes[i];
+		if (!out->attempted)
+			continue;
+		count_delivery(ctx, out->result.status, out->done_ms - job->submitted_ms);
+		log_delivery(job, &job->rcpts[i], out);
+	}
+	struct lmtp_session *s = job->owner;
+	if (s == NULL) {
+		/* The MTA heard nothing and will send it all again: the
+		 * copies written before the hang-up will be duplicates. */
+		size_t written = 0;
+		for (size_t i = 0; i < job->rcpt_count; i++)
+			written += job->outcomes[i].attempted;
+		struct log_line l;
+		log_begin(&l, LOG_INFO, "delivery_abandoned");
+		log_str(&l, "session", job->session_id);
+		log_uint(&l, "attempted", written);
+		log_uint(&l, "skipped", job->rcpt_count - written);
+		log_end(&l);
+		return;
+	}
+	assert(s->job == job && s->state == LMTP_DELIVERING);
+	s->job = NULL;
+	for (size_t i = 0; i < job->rcpt_count; i++)
+		reply_outcome(s, &job->rcpts[i], &job->outcomes[i]);
+	end_transaction(s);
+	if (s->state == LMTP_QUIT)
+		return;
+	arm_timer(s);
+	/* Commands that came in meanwhile (or were pipelined after the dot);
+	 * a paused conn re-delivers its input itself once resumed. */
+	if (s->conn->input_paused)
+		conn_resume_input(s->conn);
+	else
+		process_input(s);
+}
+
+void lmtp_jobs_done(struct lmtp_context *ctx)
+{
+	struct lmtp_job *job;
+	while ((job = lmtp_pool_next_done(ctx->pool)) != NULL) {
+		job_done(ctx, job);
+		lmtp_job_free(&job);
 	}
 }
 
@@ -536,7 +581,7 @@ static void arm_timer(struct lmtp_session *s)
 static void process_input(struct lmtp_session *s)
 {
 	struct buf *in = &s->conn->in;
-	while (s->state != LMTP_QUIT && in->len > 0) {
+	while (s->state != LMTP_QUIT && s->state != LMTP_DELIVERING && in->len > 0) {
 		if (s->state == LMTP_DATA) {
 			size_t used = 0;
 			int done = lmtp_data_feed(&s->data, in->data, in->len, &used);
@@ -575,6 +620,14 @@ static void process_input(struct lmtp_session *s)
 static void on_input(void *ctx)
 {
 	struct lmtp_session *s = ctx;
+	if (s->state == LMTP_DELIVERING) {
+		/* Still reading, so that a client that hangs up is noticed
+		 * and its job cancelled; the commands wait for the replies
+		 * (RFC 2033 4.2), and past a cap so does the reading. */
+		if (s->conn->in.len > LIMIT_LMTP_PIPELINED)
+			conn_pause_input(s->conn);
+		return;
+	}
 	arm_timer(s);
 	process_input(s);
 }
@@ -582,8 +635,13 @@ static void on_input(void *ctx)
 static void on_close(void *ctx, const char *reason)
 {
 	struct lmtp_session *s = ctx;
-	if (s->close_reason == NULL)
-		s->close_reason = xstrdup(s->state == LMTP_DATA ? "eof_in_data" : reason);
+	if (s->close_reason == NULL) {
+		if (s->state == LMTP_DATA)
+			reason = "eof_in_data";
+		else if (s->state == LMTP_DELIVERING)
+			reason = "eof_in_delivery";
+		s->close_reason = xstrdup(reason);
+	}
 	session_free(s);
 }
 
@@ -663,6 +721,13 @@ static void session_free(struct lmtp_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	ctx->session_count--;
+	if (s->job != NULL) {
+		/* The job keeps the message and frees it when it comes back
+		 * (lmtp_jobs_done); recipients not started are skipped. */
+		s->job->owner = NULL;
+		atomic_store(&s->job->cancelled, true);
+		s->job = NULL;
+	}
 	reset_transaction(s);
 	conn_free(&s->conn);
 	free(s->close_reason);
@@ -675,7 +740,7 @@ void lmtp_shutdown_all(struct lmtp_context *ctx)
 	for (struct lmtp_session *s = ctx->sessions; s != NULL; s = s->next) {
 		if (s->state == LMTP_QUIT)
 			continue;
-		if (s->state == LMTP_DATA) {
+		if (s->state == LMTP_DATA || s->state == LMTP_DELIVERING) {
 			s->quit_after_data = true;
 			continue;
 		}

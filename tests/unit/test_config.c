@@ -55,6 +55,7 @@ static void test_defaults(void)
 	CHECK_INT(cfg.auth_fail_delay_max_ms, 15000);
 	CHECK_INT(cfg.auth_spray_users, 5);
 	CHECK_INT(cfg.auth_threads, 2);
+	CHECK_INT(cfg.delivery_threads, 8);
 	CHECK_STR(cfg.log_target, "stderr");
 	CHECK_STR(cfg.log_level, "info");
 	CHECK(cfg.pid_file == NULL);
@@ -106,10 +107,10 @@ static void test_good_file(void)
 		"auth_failure_delay_max = 0\n"
 		"auth_spray_threshold = 10\n"
 		"auth_threads = 4\n"
+		"delivery_threads = 3\n"
 		"log_target = syslog\n"
 		"log_level = debug\n"
 		"pid_file = /run/postern.pid\n"
-		"\n"
 		"[listener imaps]\n"
 		"address = *:993\n"
 		"[listener imap]\n"
@@ -146,6 +147,7 @@ static void test_good_file(void)
 	CHECK_INT(cfg.auth_fail_delay_max_ms, 0);
 	CHECK_INT(cfg.auth_spray_users, 10);
 	CHECK_INT(cfg.auth_threads, 4);
+	CHECK_INT(cfg.delivery_threads, 3);
 	CHECK_STR(cfg.log_target, "syslog");
 	CHECK_STR(cfg.log_level, "debug");
 	CHECK_STR(cfg.pid_file, "/run/postern.pid");
