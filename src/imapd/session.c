@@ -688,8 +688,17 @@ static void on_input(void *ctx)
 {
 	struct session *s = ctx;
 	session_process_input(s);
-	if (s->busy || ev_timer_active(&s->rate_timer))
+	if (s->busy || ev_timer_active(&s->rate_timer)) {
 		conn_pause_input(s->conn);
+		return;
+	}
+	/* The client closed its side: once everything it sent before has
+	 * run, end the session after its replies are written. */
+	if (s->conn->read_eof && s->state != SESSION_LOGOUT) {
+		if (s->close_reason == NULL)
+			s->close_reason = xstrdup("eof");
+		session_logout(s, "eof");
+	}
 }
 
 static void send_greeting(struct session *s)
@@ -817,6 +826,7 @@ void imapd_accept(struct imapd_context *ctx, int fd, const struct config_listene
 	conn_set_output_limit(s->conn, ctx->cfg->max_output_buffer, "* BYE Too much output waiting: read it\r\n");
 	s->rate_tokens = (uint64_t)ctx->cfg->max_commands_per_second * 1000;
 	s->rate_refilled_ms = ev_clock_ms();
+	s->conn->session_handles_eof = true;
 	s->conn->metric_in = &ctx->metrics->bytes_in;
 	s->conn->metric_out = &ctx->metrics->bytes_out;
 	if (session_listener_index(s) < METRICS_MAX_LISTENERS)

@@ -165,7 +165,7 @@ static void conn_kick_cb(void *ctx)
 	struct conn *c = ctx;
 	if (c->dead || c->handler == NULL || c->input_paused)
 		return;
-	if (c->in.len > 0)
+	if (c->in.len > 0 || (c->read_eof && c->session_handles_eof))
 		c->handler->on_input(c->ctx);
 	if (!c->dead && c->handler != NULL && !c->input_paused && c->ssl != NULL &&
 	    SSL_pending(c->ssl) > 0)
@@ -341,7 +341,10 @@ static void conn_flush(struct conn *c)
 		conn_update_events(c);
 }
 
-/* Returns bytes read, 0 when it would block, -1 when the conn was closed. */
+/* Returns bytes read, 0 when it would block, -1 when the conn was closed,
+ * CONN_READ_EOF when the peer closed (not yet reported: bytes read just
+ * before the EOF still go to the session first). */
+#define CONN_READ_EOF (-2)
 static ssize_t conn_read_some(struct conn *c)
 {
 	buf_reserve(&c->in, CONN_READ_CHUNK);
@@ -358,15 +361,9 @@ static ssize_t conn_read_some(struct conn *c)
 			c->tls_wants_write = true;
 			return 0;
 		}
-		if (err == SSL_ERROR_ZERO_RETURN) {
+		if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
 			c->read_eof = true;
-			conn_report_close(c, "eof");
-			return -1;
-		}
-		if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-			c->read_eof = true;
-			conn_report_close(c, "eof");
-			return -1;
+			return CONN_READ_EOF;
 		}
 		ssl_failure_reason(c, "read_failed", err);
 		return -1;
@@ -377,8 +374,7 @@ static ssize_t conn_read_some(struct conn *c)
 			return n;
 		if (n == 0) {
 			c->read_eof = true;
-			conn_report_close(c, "eof");
-			return -1;
+			return CONN_READ_EOF;
 		}
 		if (errno == EINTR)
 			continue;
@@ -394,6 +390,21 @@ static void conn_read(struct conn *c)
 	size_t total = 0;
 	while (!c->input_paused && !c->closing && total < CONN_READ_BUDGET) {
 		ssize_t n = conn_read_some(c);
+		if (n == CONN_READ_EOF) {
+			/* "a LOGOUT" or an LMTP DATA's final dot may arrive in
+			 * the same read as the FIN: the session sees them first. */
+			if (c->session_handles_eof) {
+				conn_update_events(c);	/* nothing more to read */
+				if (c->handler != NULL)
+					c->handler->on_input(c->ctx);
+				return;
+			}
+			if (total > 0 && c->handler != NULL)
+				c->handler->on_input(c->ctx);
+			if (!c->dead)
+				conn_report_close(c, "eof");
+			return;
+		}
 		if (n < 0)
 			return;
 		if (n == 0)

@@ -54,6 +54,10 @@ struct conn {
 	bool closing;			/* flush the output, then close */
 	bool dead;			/* conn_free() was called */
 	bool read_eof;
+	/* The session ends itself once it has run what arrived before the
+	 * peer's EOF (IMAP: "a LOGIN ... b APPEND ... c LOGOUT" then a FIN);
+	 * otherwise the conn reports the EOF through on_close at once. */
+	bool session_handles_eof;
 	struct buf in;
 	struct buf out;
 	size_t out_sent;		/* bytes of out already written */

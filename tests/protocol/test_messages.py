@@ -263,3 +263,19 @@ def test_kill_during_concurrent_appends_loses_nothing_acknowledged():
         c.buf = c.buf[len(body):]
         _, tagged = c.read_until_tagged(f"f{uid}")
         assert " OK " in tagged, tagged
+
+
+def test_commands_arriving_with_the_close_are_still_run():
+    # The client pipelines everything and shuts its side at once: the bytes
+    # and the FIN come in one read, and the commands must still run.
+    import socket
+    server = make_server()
+    s = socket.create_connection(("127.0.0.1", server.ports["plain"]), timeout=10)
+    body = b"Subject: last words\r\n\r\nsent right before the close\r\n"
+    s.sendall(b'a LOGIN alice wonderland\r\nb APPEND INBOX {%d+}\r\n%s\r\nc LOGOUT\r\n' % (len(body), body))
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.5)
+    s.close()
+    c = session(server)
+    untagged, _ = c.expect_ok("STATUS INBOX (MESSAGES)")
+    assert untagged == ["* STATUS INBOX (MESSAGES 1)"], untagged

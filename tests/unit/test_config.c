@@ -65,7 +65,7 @@ static void test_defaults(void)
 	CHECK_INT(cfg.max_sessions_per_user_ip, 50);
 	CHECK_INT(cfg.max_commands_per_second, 200);
 	CHECK_INT(cfg.max_output_buffer, 16 * 1024 * 1024);
-	CHECK_INT(cfg.max_search_body_reads, 50000);
+	CHECK_INT(cfg.max_search_body_reads, LIMIT_SEARCH_BODY_READS);
 	CHECK_INT(cfg.listener_count, 0);
 	CHECK(cfg.listeners_defaulted);
 	config_free(&cfg);
