@@ -26,6 +26,9 @@ IDLE_SIZES=${BENCH_IDLE_SIZES:-"1000 10000"}
 IDLE_BIG_RUNS=${BENCH_IDLE_BIG_RUNS:-1} # runs for sizes >= 10000
 PUSH_SIZES=${BENCH_PUSH_SIZES:-"1000 10000"}
 PUSH_APPENDS=${BENCH_PUSH_APPENDS:-10}
+# The issue asks for push latency over 1,000 messages with 1,000 IDLE
+# sessions: that size gets 1,000 APPENDs (postern only; Dovecot polls).
+PUSH_APPENDS_1000=${BENCH_PUSH_APPENDS_1000:-1000}
 DOVECOT_PUSH_SIZES=${BENCH_DOVECOT_PUSH_SIZES:-"1000"}
 DOVECOT_PUSH_APPENDS=${BENCH_DOVECOT_PUSH_APPENDS:-3}
 BIGBOX=${BENCH_BIGBOX:-100000}
@@ -347,7 +350,9 @@ for n in $PUSH_SIZES; do
 	runs=$RUNS
 	[ "$n" -ge 10000 ] && runs=$IDLE_BIG_RUNS
 	for r in $(seq "$runs"); do
-		il "push-$n" postern "$r" -w push "${P[@]}" $(pt) -u push -P $PASS -c "$n" -m "$PUSH_APPENDS" --timeout 120
+		appends=$PUSH_APPENDS
+		[ "$n" -eq 1000 ] && appends=$PUSH_APPENDS_1000
+		il "push-$n" postern "$r" -w push "${P[@]}" $(pt) -u push -P $PASS -c "$n" -m "$appends" --timeout 300
 	done
 done
 for n in $DOVECOT_PUSH_SIZES; do
