@@ -157,7 +157,8 @@ w("")
 # ---- push
 w("## push: APPEND to EXISTS in every IDLE session (ms, lower is better)\n")
 w(f"N sessions of one user in IDLE on INBOX; another session of the same user APPENDs "
-  f"{env['PUSH_APPENDS']} messages (Dovecot: {env['DOVECOT_PUSH_APPENDS']}), one at a time, each after every "
+  f"{env.get('PUSH_APPENDS_1000', '1000')} messages at 1,000 sessions and {env['PUSH_APPENDS']} at larger sizes "
+  f"(Dovecot: {env['DOVECOT_PUSH_APPENDS']}), one at a time, each after every "
   "session saw the previous one. Latency: from the moment the APPEND is sent to the moment each session "
   "reads its `* n EXISTS`; one sample per session per APPEND.\n")
 w("| idle sessions | postern median | postern p99 | Dovecot median | Dovecot p99 | ratio of medians |")
