@@ -20,8 +20,8 @@ struct job_queue {
 struct auth_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;		/* work queued or stopping */
-	struct job_queue todo, done;
-	unsigned queued;		/* jobs in todo, running or done */
+	struct job_queue waiting, finished;
+	unsigned queued;		/* jobs waiting, running or finished */
 	bool stopping;
 	int notify_fd;
 	unsigned nthreads;
@@ -109,7 +109,7 @@ static void job_run(struct auth_job *job)
 		break;
 	}
 	/* The password has served its purpose; do not keep it around in the
-	 * done queue longer than needed. */
+	 * finished queue longer than needed. */
 	OPENSSL_cleanse(job->password, job->password_len);
 }
 
@@ -133,15 +133,15 @@ static void *worker_main(void *arg)
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (pool->todo.head == NULL && !pool->stopping)
+		while (pool->waiting.head == NULL && !pool->stopping)
 			pthread_cond_wait(&pool->wake, &pool->lock);
 		if (pool->stopping)
 			break;
-		struct auth_job *job = queue_pop(&pool->todo);
+		struct auth_job *job = queue_pop(&pool->waiting);
 		pthread_mutex_unlock(&pool->lock);
 		job_run(job);
 		pthread_mutex_lock(&pool->lock);
-		queue_push(&pool->done, job);
+		queue_push(&pool->finished, job);
 		/* After the push: see auth_pool_next_done. */
 		notify(pool);
 	}
@@ -191,7 +191,7 @@ struct auth_pool *auth_pool_new(unsigned threads, int *notify_fd_r)
 void auth_pool_submit(struct auth_pool *pool, struct auth_job *job)
 {
 	pthread_mutex_lock(&pool->lock);
-	queue_push(&pool->todo, job);
+	queue_push(&pool->waiting, job);
 	pool->queued++;
 	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
@@ -206,7 +206,7 @@ struct auth_job *auth_pool_next_done(struct auth_pool *pool)
 	if (read(pool->notify_fd, &count, sizeof(count)) < 0 && errno != EAGAIN && errno != EINTR)
 		log_msg(LOG_ERROR, "auth_pool_notify", "eventfd read: %s", strerror(errno));
 	pthread_mutex_lock(&pool->lock);
-	struct auth_job *job = queue_pop(&pool->done);
+	struct auth_job *job = queue_pop(&pool->finished);
 	if (job != NULL)
 		pool->queued--;
 	pthread_mutex_unlock(&pool->lock);
@@ -234,9 +234,9 @@ void auth_pool_free(struct auth_pool **poolp)
 		pthread_join(pool->threads[i], NULL);
 
 	struct auth_job *job;
-	while ((job = queue_pop(&pool->todo)) != NULL)
+	while ((job = queue_pop(&pool->waiting)) != NULL)
 		auth_job_free(&job);
-	while ((job = queue_pop(&pool->done)) != NULL)
+	while ((job = queue_pop(&pool->finished)) != NULL)
 		auth_job_free(&job);
 	pthread_cond_destroy(&pool->wake);
 	pthread_mutex_destroy(&pool->lock);

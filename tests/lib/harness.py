@@ -50,6 +50,40 @@ def shared_cert(name="localhost"):
     return _cert_cache[name]
 
 
+def expired_cert(directory, name="localhost"):
+    """A certificate for name that expired in 2020, signed with faked dates
+    by a throwaway CA with fixed start and end dates; no SAN, so its CN is its name."""
+    key = os.path.join(directory, "old.key")
+    cert = os.path.join(directory, "old.crt")
+    csr = os.path.join(directory, "old.csr")
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-new", "-key", key, "-out", csr, "-subj", f"/CN={name}"],
+                   check=True, capture_output=True)
+    ca_dir = os.path.join(directory, "ca")
+    os.makedirs(os.path.join(ca_dir, "new"))
+    open(os.path.join(ca_dir, "index.txt"), "w").close()
+    with open(os.path.join(ca_dir, "serial"), "w") as f:
+        f.write("01\n")
+    conf = os.path.join(directory, "ca.conf")
+    with open(conf, "w") as f:
+        f.write(f"""[ca]
+default_ca = local
+[local]
+dir = {ca_dir}
+database = {ca_dir}/index.txt
+new_certs_dir = {ca_dir}/new
+serial = {ca_dir}/serial
+default_md = sha256
+policy = anything
+[anything]
+commonName = supplied
+""")
+    subprocess.run(["openssl", "ca", "-batch", "-config", conf, "-selfsign", "-keyfile", key,
+                    "-in", csr, "-out", cert, "-startdate", "20200101000000Z",
+                    "-enddate", "20200201000000Z"], check=True, capture_output=True)
+    return cert, key
+
+
 def sha512_crypt(password):
     out = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password,
                          capture_output=True, text=True, check=True)

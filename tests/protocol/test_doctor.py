@@ -88,40 +88,6 @@ class SServer:
                 self.proc.wait()
 
 
-def expired_cert(directory, name="localhost"):
-    """A certificate for name that expired in 2020, signed with faked dates
-    (as test_startup.py does); no SAN, so its CN is its name."""
-    key = os.path.join(directory, "old.key")
-    cert = os.path.join(directory, "old.crt")
-    csr = os.path.join(directory, "old.csr")
-    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-    subprocess.run(["openssl", "req", "-new", "-key", key, "-out", csr, "-subj", f"/CN={name}"],
-                   check=True, capture_output=True)
-    ca_dir = os.path.join(directory, "ca")
-    os.makedirs(os.path.join(ca_dir, "new"))
-    open(os.path.join(ca_dir, "index.txt"), "w").close()
-    with open(os.path.join(ca_dir, "serial"), "w") as f:
-        f.write("01\n")
-    conf = os.path.join(directory, "ca.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[ca]
-default_ca = local
-[local]
-dir = {ca_dir}
-database = {ca_dir}/index.txt
-new_certs_dir = {ca_dir}/new
-serial = {ca_dir}/serial
-default_md = sha256
-policy = anything
-[anything]
-commonName = supplied
-""")
-    subprocess.run(["openssl", "ca", "-batch", "-config", conf, "-selfsign", "-keyfile", key,
-                    "-in", csr, "-out", cert, "-startdate", "20200101000000Z",
-                    "-enddate", "20200201000000Z"], check=True, capture_output=True)
-    return cert, key
-
-
 def test_doctor_well_configured_postern():
     server = Server()
     cert, _ = harness.shared_cert()
@@ -218,7 +184,7 @@ def test_doctor_tls_1_1_allowed():
 
 def test_doctor_expired_certificate():
     d = tempfile.mkdtemp(prefix="postern-doctor-")
-    cert, key = expired_cert(d)
+    cert, key = harness.expired_cert(d)
     tls = SServer(cert, key)
     try:
         args = ("--port", f"{tls.port}/tls", "--cafile", cert, "--timeout", "2")

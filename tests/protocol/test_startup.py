@@ -50,35 +50,7 @@ def test_key_does_not_match_certificate():
 
 def test_expired_certificate():
     d = tempfile.mkdtemp(prefix="postern-cert-")
-    key = os.path.join(d, "old.key")
-    cert = os.path.join(d, "old.crt")
-    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-    csr = os.path.join(d, "old.csr")
-    subprocess.run(["openssl", "req", "-new", "-key", key, "-out", csr, "-subj", "/CN=old.example"],
-                   check=True, capture_output=True)
-    # A certificate that expired yesterday: signed with a faked date via a CA config.
-    ca_dir = os.path.join(d, "ca")
-    os.makedirs(os.path.join(ca_dir, "new"))
-    open(os.path.join(ca_dir, "index.txt"), "w").close()
-    with open(os.path.join(ca_dir, "serial"), "w") as f:
-        f.write("01\n")
-    conf = os.path.join(d, "ca.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[ca]
-default_ca = local
-[local]
-dir = {ca_dir}
-database = {ca_dir}/index.txt
-new_certs_dir = {ca_dir}/new
-serial = {ca_dir}/serial
-default_md = sha256
-policy = anything
-[anything]
-commonName = supplied
-""")
-    subprocess.run(["openssl", "ca", "-batch", "-config", conf, "-selfsign", "-keyfile", key,
-                    "-in", csr, "-out", cert, "-startdate", "20200101000000Z",
-                    "-enddate", "20200201000000Z"], check=True, capture_output=True)
+    cert, key = harness.expired_cert(d, "old.example")
     server = Server(cert=(cert, key), start=False)
     assert server.start(expect_fail=True) != 0
     log = server.read_log()
