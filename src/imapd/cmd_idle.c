@@ -72,6 +72,8 @@ void cmd_idle(struct session *s, const struct imap_command *cmd)
 	}
 	s->allow_expunge = true;
 	session_sync(s, true);
+	if (s->selected != NULL)
+		selected_pack(s->selected);
 	s->idling = true;
 	METRIC_INC(s->ctx->metrics->idle_sessions);
 	s->idle_tag = xstrdup(cmd->tag);
@@ -92,7 +94,7 @@ void session_idle_end(struct session *s, const char *line, size_t len)
 	METRIC_DEC(s->ctx->metrics->idle_sessions);
 	ev_timer_stop(s->ctx->loop, &s->keepalive_timer);
 	ev_timer_stop(s->ctx->loop, &s->poll_timer);
-	if (!take_store(s) && s->user != NULL) {
+	if ((!take_store(s) && s->user != NULL) || selected_unpack(s) < 0) {
 		session_untagged(s, "BYE Your mailbox can't be opened now; try again later");
 		session_logout(s, "store_unavailable");
 		free(tag);

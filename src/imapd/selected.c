@@ -30,6 +30,8 @@ static size_t lower_bound_uid(const struct selected *sel, uint32_t uid)
 
 size_t selected_find_uid(const struct selected *sel, uint32_t uid)
 {
+	if (sel->is_packed)
+		return packed_view_find(&sel->packed, uid);
 	size_t i = lower_bound_uid(sel, uid);
 	return i < sel->count && sel->msgs[i].uid == uid ? i : SIZE_MAX;
 }
@@ -164,10 +166,11 @@ void selected_write_flags(const struct selected *sel, const struct store_msg *ms
 		buf_printf(out, "%s\\Recent", first ? "" : " ");
 }
 
-static void send_flags_fetch(struct session *s, size_t index, bool with_uid)
+/* msg: the message at index as it now stands in the view. */
+static void send_flags_fetch(struct session *s, size_t index, const struct store_msg *msg,
+			     bool with_uid)
 {
 	struct selected *sel = s->selected;
-	const struct store_msg *msg = &sel->msgs[index];
 	struct buf line = BUF_INIT;
 	buf_printf(&line, "* %zu FETCH (", index + 1);
 	/* RFC 7162 3.2.4: with QRESYNC every FETCH carries the UID. */
@@ -206,8 +209,18 @@ void session_apply_flag_changes(struct session *s, const struct store_msg *chang
 	for (size_t i = 0; i < count; i++) {
 		size_t index = selected_find_uid(sel, changed[i].uid);
 		if (index != SIZE_MAX)
-			send_flags_fetch(s, index, uid_command);
+			send_flags_fetch(s, index, &sel->msgs[index], uid_command);
 	}
+}
+
+static void view_remove(struct selected *sel, size_t index)
+{
+	if (sel->is_packed)
+		packed_view_remove(&sel->packed, index);
+	else
+		memmove(&sel->msgs[index], &sel->msgs[index + 1],
+			(sel->count - index - 1) * sizeof(sel->msgs[0]));
+	sel->count--;
 }
 
 void session_apply_expunges(struct session *s, const uint32_t *uids, size_t count)
@@ -221,9 +234,7 @@ void session_apply_expunges(struct session *s, const uint32_t *uids, size_t coun
 			size_t index = selected_find_uid(sel, uids[k]);
 			if (index == SIZE_MAX)
 				continue;
-			memmove(&sel->msgs[index], &sel->msgs[index + 1],
-				(sel->count - index - 1) * sizeof(sel->msgs[0]));
-			sel->count--;
+			view_remove(sel, index);
 			gone[n++] = uids[k];
 		}
 		if (n > 0) {
@@ -243,9 +254,7 @@ void session_apply_expunges(struct session *s, const uint32_t *uids, size_t coun
 		size_t index = selected_find_uid(sel, uids[k]);
 		if (index == SIZE_MAX)
 			continue;
-		memmove(&sel->msgs[index], &sel->msgs[index + 1],
-			(sel->count - index - 1) * sizeof(sel->msgs[0]));
-		sel->count--;
+		view_remove(sel, index);
 		conn_printf(s->conn, "* %zu EXPUNGE\r\n", index + 1);
 	}
 }
@@ -281,6 +290,11 @@ static void flush_pending_expunges(struct session *s)
 
 static void append_new_message(struct selected *sel, const struct store_msg *msg)
 {
+	if (sel->is_packed) {
+		packed_view_append(&sel->packed, msg);
+		sel->count++;
+		return;
+	}
 	if (sel->count == sel->cap) {
 		sel->cap = sel->cap ? sel->cap * 2 : 64;
 		sel->msgs = xrealloc(sel->msgs, sel->cap * sizeof(sel->msgs[0]));
@@ -353,6 +367,37 @@ static const struct store_changes *changes_since(struct session *s, uint64_t cou
 	return &c->changes;
 }
 
+static uint32_t view_last_uid(const struct selected *sel)
+{
+	if (sel->is_packed)
+		return packed_view_last_uid(&sel->packed);
+	return sel->count ? sel->msgs[sel->count - 1].uid : 0;
+}
+
+/* Puts m in place of the message at index; true if its flags changed. */
+static bool view_update(struct selected *sel, size_t index, const struct store_msg *m)
+{
+	if (sel->is_packed) {
+		struct store_msg old;
+		packed_view_get(&sel->packed, index, &old);
+		packed_view_set(&sel->packed, index, m->flags, m->keywords);
+		return old.flags != m->flags || old.keywords != m->keywords;
+	}
+	bool differs = sel->msgs[index].flags != m->flags || sel->msgs[index].keywords != m->keywords;
+	sel->msgs[index] = *m;
+	return differs;
+}
+
+static size_t view_count_recent(const struct selected *sel)
+{
+	if (sel->is_packed)
+		return packed_view_count_above(&sel->packed, sel->recent_above);
+	size_t recent = 0;
+	for (size_t i = 0; i < sel->count; i++)
+		recent += selected_is_recent(sel, &sel->msgs[i]);
+	return recent;
+}
+
 void session_sync(struct session *s, bool allow_expunge)
 {
 	struct selected *sel = s->selected;
@@ -381,7 +426,7 @@ void session_sync(struct session *s, bool allow_expunge)
 	else
 		hold_expunges(sel, changes.expunged.uids, changes.expunged.count);
 	size_t before = sel->count;
-	uint32_t last_uid = sel->count ? sel->msgs[sel->count - 1].uid : 0;
+	uint32_t last_uid = view_last_uid(sel);
 	for (size_t i = 0; i < changes.changed_count; i++) {
 		const struct store_msg *m = &changes.changed[i];
 		if (m->uid > last_uid) {
@@ -390,27 +435,47 @@ void session_sync(struct session *s, bool allow_expunge)
 			continue;
 		}
 		size_t index = selected_find_uid(sel, m->uid);
-		if (index == SIZE_MAX)
-			continue;
-		bool differs = sel->msgs[index].flags != m->flags || sel->msgs[index].keywords != m->keywords;
-		sel->msgs[index] = *m;
-		if (differs)
-			send_flags_fetch(s, index, false);
+		if (index != SIZE_MAX && view_update(sel, index, m))
+			send_flags_fetch(s, index, m, false);
 	}
 	if (sel->count != before) {
 		conn_printf(s->conn, "* %zu EXISTS\r\n", sel->count);
-		if (!s->rev2) {
-			size_t recent = 0;
-			for (size_t i = 0; i < sel->count; i++)
-				recent += selected_is_recent(sel, &sel->msgs[i]);
-			conn_printf(s->conn, "* %zu RECENT\r\n", recent);
-		}
+		if (!s->rev2)
+			conn_printf(s->conn, "* %zu RECENT\r\n", view_count_recent(sel));
 	}
 	if (changes.highestmodseq > sel->modseq)
 		sel->modseq = changes.highestmodseq;
 	if (changes.uidnext > sel->uidnext)
 		sel->uidnext = changes.uidnext;
 	s->syncing = false;
+}
+
+void selected_pack(struct selected *sel)
+{
+	if (sel->is_packed)
+		return;
+	packed_view_pack(&sel->packed, sel->msgs, sel->count);
+	free(sel->msgs);
+	sel->msgs = NULL;
+	sel->cap = 0;
+	sel->is_packed = true;
+}
+
+int selected_unpack(struct session *s)
+{
+	struct selected *sel = s->selected;
+	if (sel == NULL || !sel->is_packed)
+		return 0;
+	struct store_view now;
+	if (store_view_load(s->store, sel->mailbox_id, &now) < 0)
+		return -1;
+	size_t count;
+	sel->msgs = packed_view_unpack(&sel->packed, now.msgs, now.count, sel->modseq, &count);
+	sel->count = sel->cap = count;
+	store_view_free(&now);
+	packed_view_free(&sel->packed);
+	sel->is_packed = false;
+	return 0;
 }
 
 void selected_free(struct selected **selp)
@@ -420,6 +485,7 @@ void selected_free(struct selected **selp)
 		return;
 	free(sel->name);
 	free(sel->msgs);
+	packed_view_free(&sel->packed);
 	free(sel->pending_expunges);
 	free(sel->saved_uids);
 	store_keywords_free(&sel->keywords);

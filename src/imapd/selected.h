@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "imap/parser.h"
 #include "imap/seqset.h"
+#include "imapd/packed_view.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -28,6 +29,10 @@ struct selected {
 	struct store_msg *msgs;		/* msgs[i] is sequence number i + 1, UIDs ascending */
 	size_t count;
 	size_t cap;
+	/* In IDLE the messages live here instead (msgs is NULL and count is
+	 * kept in step): see packed_view.h. */
+	struct packed_view packed;
+	bool is_packed;
 	struct store_keywords keywords;	/* names of the keyword bits */
 	size_t keywords_announced;	/* keyword count last sent in FLAGS */
 	uint32_t recent_above;		/* IMAP4rev1 \Recent: UIDs above are recent here */
@@ -100,6 +105,12 @@ int selected_send_vanished_earlier(struct session *s, const struct seqset *uid_s
 
 /* Writes uids (in the order given) as a compact set: "4,7:9". */
 void uid_set_write(struct buf *out, const uint32_t *uids, size_t count);
+
+/* Entering IDLE: msgs becomes the packed form. */
+void selected_pack(struct selected *sel);
+/* Leaving IDLE: the full view again, dates, sizes and modseqs read from
+ * the store. Returns -1 (view still packed) if the store fails. */
+int selected_unpack(struct session *s);
 
 void selected_free(struct selected **sel);
 /* Frees the worker's shared cache of the last changes read (exit). */
