@@ -32,13 +32,16 @@ PUSH_APPENDS_1000=${BENCH_PUSH_APPENDS_1000:-1000}
 DOVECOT_PUSH_SIZES=${BENCH_DOVECOT_PUSH_SIZES:-"1000"}
 DOVECOT_PUSH_APPENDS=${BENCH_DOVECOT_PUSH_APPENDS:-3}
 BIGBOX=${BENCH_BIGBOX:-100000}
+# The issue's 1,000,000-message box, postern only (STATUS, SELECT, FETCH):
+# about 20 GB of generated mail; 0 leaves it out.
+BIGBOX_LARGE=${BENCH_BIGBOX_LARGE:-1000000}
 DELIVER_SENDERS=${BENCH_DELIVER_SENDERS:-"1 10 50"}
 DELIVER_SECONDS=${BENCH_DELIVER_SECONDS:-10}
 HANDSHAKE_SECONDS=${BENCH_HANDSHAKE_SECONDS:-5}
 USERS=100
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	RUNS=1 MIXED_CLIENTS="10" MIXED_SECONDS=3 IDLE_SIZES="200" PUSH_SIZES="100" PUSH_APPENDS=3
-	DOVECOT_PUSH_SIZES="50" DOVECOT_PUSH_APPENDS=2 BIGBOX=2000 DELIVER_SENDERS="1 10"
+	DOVECOT_PUSH_SIZES="50" DOVECOT_PUSH_APPENDS=2 BIGBOX=2000 BIGBOX_LARGE=5000 DELIVER_SENDERS="1 10"
 	DELIVER_SECONDS=3 HANDSHAKE_SECONDS=2
 fi
 
@@ -103,7 +106,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyou
 	-out "$T/cert.pem" -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null
 PASS=bench
 : >"$T/passwd"
-for u in $(seq -f 'bench%g' 1 $USERS) push bigbox; do
+for u in $(seq -f 'bench%g' 1 $USERS) push bigbox biggest; do
 	printf '%s:{SHA512-CRYPT}%s\n' "$u" "$(openssl passwd -6 "$PASS")" >>"$T/passwd"
 done
 chmod 644 "$T/passwd"
@@ -252,7 +255,7 @@ il() {
 	[ "$run" = 1 ] && printf '%s\t%s\timapload %s\n' "$label" "$server" "$*" >>"$COMMANDS"
 	say "$label $server run $run: imapload $*"
 	set +e
-	timeout 900 "$IMAPLOAD" -q "$@" >"$out" 2>"$out.err"
+	timeout "${IL_LIMIT:-900}" "$IMAPLOAD" -q "$@" >"$out" 2>"$out.err"
 	rc=$?
 	set -e
 	if [ $rc = 0 ]; then
@@ -260,7 +263,7 @@ il() {
 	else
 		local why
 		why=$(grep -m1 'FAILED' "$out.err" || tail -1 "$out.err")
-		[ $rc = 124 ] && why="timed out after 900 s"
+		[ $rc = 124 ] && why="timed out after ${IL_LIMIT:-900} s"
 		say "  failed: $why"
 		printf '%s\t%s\t%s\tfailed\t%s\n' "$label" "$server" "$run" "$why" >>"$RES"
 	fi
@@ -322,6 +325,25 @@ for server in postern dovecot; do
 	done
 done
 
+# The 1,000,000-message box on postern alone: populating it through
+# Dovecot's Maildir would take longer than the whole budget. Needs about
+# 24 KB of disk a message (body files and index).
+if [ "$BIGBOX_LARGE" -gt 0 ]; then
+	need_kb=$((BIGBOX_LARGE * 24))
+	free_kb=$(df -Pk "$T" | awk 'NR == 2 { print $4 }')
+	if [ "$free_kb" -lt "$need_kb" ]; then
+		skip "bigbox-large-populate" postern "not run: needs $((need_kb / 1048576)) GiB free in $T, has $((free_kb / 1048576)) GiB"
+	else
+		IL_LIMIT=1800 il "bigbox-large-populate" postern 1 -w bigbox "${P[@]}" $(pt) -u biggest -P $PASS -m "$BIGBOX_LARGE" --no-search --timeout 900
+		if ! grep -q "^bigbox-large-populate	postern	1	failed" "$RES"; then
+			for r in $(seq "$RUNS"); do
+				il "bigbox-large" postern "$r" -w bigbox "${P[@]}" $(pt) -u biggest -P $PASS -m "$BIGBOX_LARGE" --no-search --timeout 900
+			done
+		fi
+		rm -rf "$T/postern/data/users/biggest"
+	fi
+fi
+
 # idle: server memory per TLS session in IDLE, 100 users. Each run starts
 # on a freshly started server: a process that already served other
 # workloads keeps freed heap (malloc does not return it), and new sessions
@@ -362,14 +384,15 @@ for n in $PUSH_SIZES; do
 	case " $DOVECOT_PUSH_SIZES " in *" $n "*) ;; *) skip "push-$n" dovecot "not run: see the scaling notes" ;; esac
 done
 
-# postern keeps an SQLite connection per session (index.db, its -wal and
-# -shm: about 4 descriptors with the socket), so with the default 2 workers
-# 10,000 sessions need ~20,000 descriptors per worker, over this
-# machine's hard limit. The same sizes again with workers = 4 (a
-# documented setting): 2,500 sessions per worker fit.
+# The same sizes again with workers = 4 (BENCH_WORKERS4=1). Needed when
+# postern kept an SQLite connection per session (4 descriptors each, over
+# this machine's limit at 5,000 per worker); with shared store handles a
+# session holds only its socket, so the default run leaves it out.
 BIG_IDLE="" BIG_PUSH=""
-for n in $IDLE_SIZES; do [ "$n" -ge 10000 ] && BIG_IDLE="$BIG_IDLE $n"; done
-for n in $PUSH_SIZES; do [ "$n" -ge 10000 ] && BIG_PUSH="$BIG_PUSH $n"; done
+if [ "${BENCH_WORKERS4:-0}" = 1 ]; then
+	for n in $IDLE_SIZES; do [ "$n" -ge 10000 ] && BIG_IDLE="$BIG_IDLE $n"; done
+	for n in $PUSH_SIZES; do [ "$n" -ge 10000 ] && BIG_PUSH="$BIG_PUSH $n"; done
+fi
 if [ -n "$BIG_IDLE$BIG_PUSH" ]; then
 	write_postern_conf "$POSTERN_LMTP" 4
 	for n in $BIG_IDLE; do
@@ -393,7 +416,7 @@ say "workloads done in ${ELAPSED}s; writing $OUT"
 
 # --- RESULTS.md ----------------------------------------------------------------
 export RES COMMANDS OUT SIGN_PER_S X25519_PER_S ELAPSED RUNS MIXED_SECONDS BIGBOX PUSH_APPENDS \
-	DOVECOT_PUSH_APPENDS DELIVER_SECONDS HANDSHAKE_SECONDS IDLE_BIG_RUNS USERS LOAD_START LOAD_END
+	BIGBOX_LARGE DOVECOT_PUSH_APPENDS DELIVER_SECONDS HANDSHAKE_SECONDS IDLE_BIG_RUNS USERS LOAD_START LOAD_END
 export V_POSTERN=$(git describe --always --dirty 2>/dev/null || echo unknown)
 export V_DOVECOT=$(dovecot --version)
 export V_OPENSSL=$(openssl version)
@@ -407,6 +430,6 @@ export M_FDLIMIT=$FD_LIMIT
 export P_LMTP_STATE=$POSTERN_LMTP
 # Kept with BENCH_KEEP=1: `set -a; . DIR/report.env; python3 bench/results.py`
 # writes the report again (after editing bench/findings.md).
-export -p | grep -E ' (RES|COMMANDS|OUT|SIGN_PER_S|X25519_PER_S|ELAPSED|RUNS|MIXED_SECONDS|BIGBOX|PUSH_APPENDS|DOVECOT_PUSH_APPENDS|DELIVER_SECONDS|HANDSHAKE_SECONDS|IDLE_BIG_RUNS|USERS|LOAD_START|LOAD_END|V_[A-Z]+|M_[A-Z]+|P_LMTP_STATE)=' >"$T/report.env"
+export -p | grep -E ' (RES|COMMANDS|OUT|SIGN_PER_S|X25519_PER_S|ELAPSED|RUNS|MIXED_SECONDS|BIGBOX|BIGBOX_LARGE|PUSH_APPENDS|DOVECOT_PUSH_APPENDS|DELIVER_SECONDS|HANDSHAKE_SECONDS|IDLE_BIG_RUNS|USERS|LOAD_START|LOAD_END|V_[A-Z]+|M_[A-Z]+|P_LMTP_STATE)=' >"$T/report.env"
 python3 "$ROOT/bench/results.py"
 say "wrote $OUT"

@@ -51,6 +51,7 @@ struct il_opts {
 	const char *rcpt;       /* deliver: recipient (may hold %d) */
 	int fill;               /* mixed: messages per mailbox before timing */
 	int batch;              /* bigbox: messages per MULTIAPPEND */
+	int no_search;          /* bigbox: STATUS, SELECT and FETCH only */
 	int quiet;
 };
 

@@ -114,3 +114,23 @@ def test_dropped_connection_fails_the_run():
     assert proc.returncode != 0, proc.stdout
     assert "FAILED" in proc.stderr and "closed the connection" in proc.stderr, proc.stderr
     assert "RESULT" not in proc.stdout, proc.stdout
+
+
+def test_bigbox_checks_counts_and_no_search_leaves_searches_out():
+    """bigbox populates, then checks EXISTS, the FETCH count and both search
+    results against the generator; --no-search (the 1,000,000-message run)
+    measures STATUS, SELECT and FETCH only."""
+    server = Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes\n",
+                    users={"box": "pw", "alice": "wonderland"})
+    args = ["-w", "bigbox", "--plain", "-p", str(server.ports["plain"]), "-u", "box", "-P", "pw", "-m", "300"]
+    proc = run(args + ["--no-search"], timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "RESULT bigbox_populate messages=300" in proc.stdout, proc.stdout
+    for cmd in ("STATUS", "SELECT", "FETCH_1:*"):
+        assert f"RESULT bigbox cmd={cmd} " in proc.stdout, proc.stdout
+    assert "SEARCH" not in proc.stdout, proc.stdout
+    proc = run(args, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bigbox_populate" not in proc.stdout, proc.stdout   # already full
+    for cmd in ("SEARCH_FROM", "SEARCH_TEXT"):
+        assert f"RESULT bigbox cmd={cmd} " in proc.stdout, proc.stdout
