@@ -98,6 +98,8 @@ static const struct key_def key_defs[] = {
 	G("auth_failure_delay_max", VAL_INT, auth_fail_delay_max_ms, 0, 600000),
 	G("auth_spray_threshold", VAL_INT, auth_spray_users, 1, 100000),
 	G("auth_threads", VAL_INT, auth_threads, 1, 64),
+	G("auth_cache_ttl", VAL_INT, auth_cache_ttl, 0, 86400),
+	G("auth_cache_size", VAL_INT, auth_cache_size, 1, 1000000),
 	G("delivery_threads", VAL_INT, delivery_threads, 1, 64),
 	G("log_target", VAL_LOG_TARGET, log_target, 0, 0),
 	G("log_level", VAL_LOG_LEVEL, log_level, 0, 0),
@@ -1097,6 +1099,8 @@ void config_init_defaults(struct config *cfg)
 	cfg->auth_fail_delay_max_ms = 15000;
 	cfg->auth_spray_users = 5;
 	cfg->auth_threads = 2;
+	cfg->auth_cache_ttl = 600;
+	cfg->auth_cache_size = 10000;
 	cfg->delivery_threads = 8;
 	cfg->log_target = xstrdup("stderr");
 	cfg->log_level = xstrdup("info");

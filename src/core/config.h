@@ -76,6 +76,8 @@ struct config {
 	int auth_fail_delay_max_ms;	/* `auth_failure_delay_max`, default 15000 */
 	int auth_spray_users;		/* `auth_spray_threshold`: distinct users failed from one IP, default 5 */
 	int auth_threads;		/* `auth_threads`: hashing threads per worker, default 2 */
+	int auth_cache_ttl;		/* `auth_cache_ttl` seconds a verified login is trusted, default 600; 0 off */
+	int auth_cache_size;		/* `auth_cache_size`: verified logins kept per worker, default 10000 */
 	int delivery_threads;		/* `delivery_threads`: LMTP store-writing threads per worker, default 8 */
 	char *log_target;		/* `log_target`: "stderr" (default) or "syslog" */
 	char *log_level;		/* `log_level`: debug, info (default), warn, error */

@@ -1,4 +1,5 @@
 #include "daemon/daemon.h"
+#include "auth/cache.h"
 #include "auth/passwd_file.h"
 #include "auth/pool.h"
 #include "auth/throttle.h"
@@ -66,6 +67,25 @@ static struct throttle_settings throttle_settings_from(const struct config *cfg)
 		.forget_after_ms = 15 * 60 * 1000,
 		.max_entries = 65536,
 	};
+}
+
+static struct auth_cache_settings auth_cache_settings_from(const struct config *cfg)
+{
+	return (struct auth_cache_settings){
+		.ttl_ms = (uint64_t)cfg->auth_cache_ttl * 1000,
+		.max_entries = (unsigned)cfg->auth_cache_size,
+	};
+}
+
+/* The verified-login cache, keyed afresh in each worker (after the fork:
+ * workers share no key). Without it logins still work, only slower. */
+static void worker_setup_auth_cache(struct worker *w)
+{
+	struct auth_cache_settings cs = auth_cache_settings_from(w->cfg);
+	const char *error = NULL;
+	w->imapd.auth_cache = auth_cache_new(&cs, &error);
+	if (w->imapd.auth_cache == NULL)
+		log_msg(LOG_WARN, "auth_cache", "worker %u runs without the verified-login cache: %s", w->index, error);
 }
 
 static void accept_cb(void *ctx, uint32_t events)
@@ -155,6 +175,10 @@ static void worker_reload(struct worker *w)
 	w->lmtp.cfg = cfg;
 	struct throttle_settings ts = throttle_settings_from(cfg);
 	throttle_set_settings(w->imapd.throttle, &ts);
+	if (w->imapd.auth_cache != NULL) {
+		struct auth_cache_settings cs = auth_cache_settings_from(cfg);
+		auth_cache_set_settings(w->imapd.auth_cache, &cs);
+	}
 	struct buf errors = BUF_INIT;
 	if (passwd_file_refresh(&w->passwd, &errors) < 0)
 		log_msg(LOG_ERROR, "passwd_file", "%s", errors.data ? errors.data : "");
@@ -263,6 +287,7 @@ static void worker_cleanup(struct worker *w)
 		auth_pool_free(&w->imapd.auth_pool);
 	}
 	throttle_free(&w->imapd.throttle);
+	auth_cache_free(&w->imapd.auth_cache);
 	tls_server_unref(&w->imapd.tls);
 	passwd_file_free(&w->passwd);
 	if (w->cfg != w->boot_cfg) {
@@ -327,6 +352,7 @@ int worker_run(const struct worker_start *start)
 		goto out;
 	}
 	ev_io_init(&w.pool_io, pool_fd, pool_cb, &w);
+	worker_setup_auth_cache(&w);
 	if (worker_setup_delivery(&w, start) < 0) {
 		log_msg(LOG_ERROR, "worker_failed", "cannot start the delivery threads: %s", strerror(errno));
 		goto out;

@@ -6,8 +6,14 @@
  * goes to the hashing pool; when it comes back, the throttle's delay (if
  * any is left) runs on a timer; then the answer is sent. The session takes
  * no further command meanwhile (RFC 9051 5.5: LOGIN changes state, so a
- * pipelined command must wait for its outcome). */
+ * pipelined command must wait for its outcome).
+ *
+ * The verified-login cache (auth/cache.h) can stand in for the first step
+ * only: it is asked after the throttle has set the delay, only for a known
+ * user, and a hit goes on to the same delay and answer as a check that
+ * matched. A miss, a wrong password and an unknown user take the pool. */
 #include "imapd/session.h"
+#include "auth/cache.h"
 #include "auth/passwd_file.h"
 #include "auth/pool.h"
 #include "auth/sasl.h"
@@ -85,6 +91,8 @@ static void log_login(const struct session *s, const struct pending_login *p, co
 	if (limit != NULL)
 		log_str(&l, "limit", limit);
 	log_str(&l, "tls", conn_tls_version(s->conn));
+	if (p->cached)
+		log_str(&l, "cache", "hit");
 	log_end(&l);
 }
 
@@ -95,6 +103,7 @@ static void pending_login_free(struct pending_login **pp)
 		return;
 	free(p->tag);
 	free(p->user);
+	auth_cache_ticket_clear(&p->ticket);
 	free(p);
 	*pp = NULL;
 }
@@ -159,6 +168,10 @@ static void login_checked(struct session *s, bool matched)
 	struct imapd_context *ctx = s->ctx;
 	uint64_t now = ev_now(ctx->loop);
 	p->matched = matched && p->user_known;
+	/* Only a hash that really ran and matched is remembered: a hit must
+	 * not extend itself past the ttl, and failures are never cached. */
+	if (p->matched && !p->cached && ctx->auth_cache != NULL)
+		auth_cache_remember(ctx->auth_cache, p->user, &p->ticket, now);
 	if (!p->matched) {
 		/* A failure is answered after at least the first penalty, and
 		 * later ones after the grown penalty (Dovecot doubles 2 s..15 s). */
@@ -195,6 +208,25 @@ void imapd_auth_jobs_done(struct imapd_context *ctx)
 	}
 }
 
+/* True when the verified-login cache vouches for this password against
+ * stored. Fills p->ticket either way (when the cache is on), for
+ * login_checked to remember a match the pool finds. */
+static bool cache_vouches(struct imapd_context *ctx, struct pending_login *p, const char *stored,
+			  const char *password, size_t password_len)
+{
+	if (ctx->auth_cache == NULL || !auth_cache_enabled(ctx->auth_cache))
+		return false;
+	if (auth_cache_ticket(ctx->auth_cache, p->user, stored, password, password_len, &p->ticket) < 0) {
+		/* Not fatal: this login just takes the slow path. */
+		log_msg(LOG_ERROR, "auth_cache", "user %s: cannot compute the keyed hash (OpenSSL)", p->user);
+		return false;
+	}
+	if (!auth_cache_lookup(ctx->auth_cache, p->user, &p->ticket, p->started_ms))
+		return false;
+	METRIC_INC(ctx->metrics->login_cache_hits);
+	return true;
+}
+
 /* Starts checking a password; the answer goes to tag later. */
 static void begin_login(struct session *s, const char *tag, const char *mechanism, const char *user,
 			const char *password, size_t password_len)
@@ -215,10 +247,17 @@ static void begin_login(struct session *s, const char *tag, const char *mechanis
 	p->delay_ms = verdict.delay_ms;
 	const struct passwd_entry *entry = passwd_file_find(ctx->passwd, user);
 	p->user_known = entry != NULL;
-	const char *stored = entry != NULL ? entry->password : dummy_hash;
-	p->job = auth_job_new_verify(stored, password, password_len, s);
 	s->login = p;
 	s->busy = true;
+	/* Unknown users never reach the cache: they keep paying for the dummy
+	 * hash, so a name's existence can't be told by timing. */
+	if (entry != NULL && cache_vouches(ctx, p, entry->password, password, password_len)) {
+		p->cached = true;
+		login_checked(s, true);
+		return;
+	}
+	const char *stored = entry != NULL ? entry->password : dummy_hash;
+	p->job = auth_job_new_verify(stored, password, password_len, s);
 	auth_pool_submit(ctx->auth_pool, p->job);
 }
 

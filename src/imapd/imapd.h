@@ -1,5 +1,6 @@
 /* What a worker gives its IMAP sessions: the loop, the current settings and
- * certificates, the password file, the login throttle and the hashing pool.
+ * certificates, the password file, the login throttle, the hashing pool and
+ * the verified-login cache.
  * The worker owns all of it; on reload it swaps cfg and tls, and sessions
  * pick up the new ones at their next command. */
 #ifndef POSTERN_IMAPD_IMAPD_H
@@ -15,6 +16,7 @@
 struct passwd_file;
 struct throttle;
 struct auth_pool;
+struct auth_cache;
 struct session;
 struct notify_watch;
 struct metrics_worker;
@@ -29,6 +31,7 @@ struct imapd_context {
 	struct passwd_file *passwd;
 	struct throttle *throttle;
 	struct auth_pool *auth_pool;
+	struct auth_cache *auth_cache;	/* verified logins; NULL when it could not be made */
 	uint64_t next_session_id;
 	unsigned worker_index;
 	struct session *sessions;	/* every live session, for shutdown */

@@ -4,6 +4,7 @@
 #ifndef POSTERN_IMAPD_SESSION_H
 #define POSTERN_IMAPD_SESSION_H
 
+#include "auth/cache.h"
 #include "core/buf.h"
 #include "imap/parser.h"
 #include "imapd/imapd.h"
@@ -48,6 +49,8 @@ struct pending_login {
 	uint32_t delay_ms;		/* throttle delay decided before the check */
 	bool user_known;
 	bool matched;			/* result of the check */
+	bool cached;			/* matched by the verified-login cache, no hash run */
+	struct auth_cache_ticket ticket;	/* the offered password, keyed-hashed; wiped on free */
 	struct auth_job *job;		/* while hashing, else NULL */
 };
 

@@ -254,6 +254,9 @@ static void render_sessions(const struct metrics_shared *s, const struct metrics
 	}
 	header(out, "postern_login_throttled_total", "counter", "Login answers delayed by the throttle.");
 	buf_printf(out, "postern_login_throttled_total %llu\n", (unsigned long long)sum_at(s, OFFSET(throttled_logins)));
+	header(out, "postern_login_cache_hits_total", "counter",
+	       "Logins whose password the verified-login cache accepted without hashing it again.");
+	buf_printf(out, "postern_login_cache_hits_total %llu\n", (unsigned long long)sum_at(s, OFFSET(login_cache_hits)));
 	header(out, "postern_throttled_sources", "gauge", "Source addresses currently under a login penalty.");
 	buf_printf(out, "postern_throttled_sources %lld\n", (long long)sum_signed_at(s, OFFSET(throttled_sources)));
 	header(out, "postern_sessions", "gauge", "Open IMAP sessions by state.");

@@ -92,6 +92,7 @@ struct metrics_worker {
 	struct metrics_histogram delivery_latency;
 	uint64_t store_errors;
 	uint64_t throttled_logins;
+	uint64_t login_cache_hits;	/* passwords accepted by the verified-login cache */
 	int64_t throttled_sources;				/* gauge */
 	uint64_t slow_commands;
 	uint64_t limits[METRICS_LIMIT_COUNT];

@@ -55,6 +55,8 @@ static void test_defaults(void)
 	CHECK_INT(cfg.auth_fail_delay_max_ms, 15000);
 	CHECK_INT(cfg.auth_spray_users, 5);
 	CHECK_INT(cfg.auth_threads, 2);
+	CHECK_INT(cfg.auth_cache_ttl, 600);
+	CHECK_INT(cfg.auth_cache_size, 10000);
 	CHECK_INT(cfg.delivery_threads, 8);
 	CHECK_STR(cfg.log_target, "stderr");
 	CHECK_STR(cfg.log_level, "info");
@@ -107,6 +109,8 @@ static void test_good_file(void)
 		"auth_failure_delay_max = 0\n"
 		"auth_spray_threshold = 10\n"
 		"auth_threads = 4\n"
+		"auth_cache_ttl = 0\n"
+		"auth_cache_size = 50\n"
 		"delivery_threads = 3\n"
 		"log_target = syslog\n"
 		"log_level = debug\n"
@@ -147,6 +151,8 @@ static void test_good_file(void)
 	CHECK_INT(cfg.auth_fail_delay_max_ms, 0);
 	CHECK_INT(cfg.auth_spray_users, 10);
 	CHECK_INT(cfg.auth_threads, 4);
+	CHECK_INT(cfg.auth_cache_ttl, 0);
+	CHECK_INT(cfg.auth_cache_size, 50);
 	CHECK_INT(cfg.delivery_threads, 3);
 	CHECK_STR(cfg.log_target, "syslog");
 	CHECK_STR(cfg.log_level, "debug");
@@ -162,7 +168,7 @@ static void test_good_file(void)
 		CHECK_INT(l[0].protocol, LISTENER_PROTO_IMAP);
 		CHECK_INT(l[0].addr.ss_family, AF_INET);
 		CHECK_INT(ntohs(((const struct sockaddr_in *)&l[0].addr)->sin_port), 993);
-		CHECK_INT(l[0].line, 26);
+		CHECK_INT(l[0].line, 28);
 		CHECK_STR(l[1].name, "imap");
 		CHECK_INT(l[1].tls, LISTENER_TLS_NONE);
 		CHECK_INT(ntohl(((const struct sockaddr_in *)&l[1].addr)->sin_addr.s_addr), 0x7f000001);
@@ -178,11 +184,11 @@ static void test_good_file(void)
 		CHECK_STR(cfg.certificates[0].name, "other");
 		CHECK_STR(cfg.certificates[0].cert_file, "/etc/ssl/b.pem");
 		CHECK_STR(cfg.certificates[0].key_file, "/etc/ssl/b.key");
-		CHECK_INT(cfg.certificates[0].line, 34);
+		CHECK_INT(cfg.certificates[0].line, 36);
 	}
 	CHECK_STR(cfg.metrics_address, "127.0.0.1:9143");
 	CHECK_INT(cfg.metrics_addr.ss_family, AF_INET);
-	CHECK_INT(cfg.metrics_line, 37);
+	CHECK_INT(cfg.metrics_line, 39);
 	config_free(&cfg);
 }
 
@@ -258,6 +264,9 @@ static void test_bad_lines(void)
 		{ "workers = 99999999999999999999999\n",
 		  "t.conf:1: 'workers' needs a whole number, not '99999999999999999999999'\n" },
 		{ "login_timeout = 0\n", "t.conf:1: 'login_timeout' must be at least 1 (got 0)\n" },
+		{ "auth_cache_ttl = 86401\n", "t.conf:1: 'auth_cache_ttl' must be between 0 and 86400 (got 86401)\n" },
+		{ "auth_cache_ttl = 10m\n", "t.conf:1: 'auth_cache_ttl' needs a whole number, not '10m'\n" },
+		{ "auth_cache_size = 0\n", "t.conf:1: 'auth_cache_size' must be between 1 and 1000000 (got 0)\n" },
 		{ "idle_timeout = -5\n", "t.conf:1: 'idle_timeout' must not be negative (got -5)\n" },
 		{ "max_line_length = 10\n",
 		  "t.conf:1: 'max_line_length' must be between 1024 and 1073741824 (got 10)\n" },
