@@ -25,10 +25,21 @@ class Skip(Exception):
     pass
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: the kernel may
+    give the same ephemeral port to two binds in a row once the first socket
+    is closed, and two listeners of one server then clash (seen in CI)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no fresh port in 100 tries")
 
 
 def make_cert(directory, name="localhost", days=30, key_type="rsa:2048"):
