@@ -1,4 +1,5 @@
 #include "auth/cache.h"
+#include "core/age_list.h"
 #include "core/limits.h"
 #include "core/xalloc.h"
 
@@ -105,30 +106,6 @@ static size_t buckets_for(unsigned entries)
 
 /* --- Entries --- */
 
-static void list_unlink(struct auth_cache *c, struct centry *e)
-{
-	if (e->newer != NULL)
-		e->newer->older = e->older;
-	else
-		c->newest = e->older;
-	if (e->older != NULL)
-		e->older->newer = e->newer;
-	else
-		c->oldest = e->newer;
-	e->newer = e->older = NULL;
-}
-
-static void list_push_newest(struct auth_cache *c, struct centry *e)
-{
-	e->older = c->newest;
-	e->newer = NULL;
-	if (c->newest != NULL)
-		c->newest->newer = e;
-	else
-		c->oldest = e;
-	c->newest = e;
-}
-
 static struct centry *entry_find(const struct auth_cache *c, const char *user, uint32_t hash)
 {
 	for (struct centry *e = c->buckets[hash & (c->nbuckets - 1)]; e != NULL; e = e->hnext) {
@@ -144,7 +121,7 @@ static void entry_remove(struct auth_cache *c, struct centry *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	list_unlink(c, e);
+	AGE_LIST_UNLINK(c, e);
 	c->count--;
 	OPENSSL_cleanse(e, sizeof(*e));
 	e->hnext = c->free_list;
@@ -168,7 +145,7 @@ static struct centry *entry_add(struct auth_cache *c, const char *user, uint32_t
 	e->hnext = c->buckets[b];
 	c->buckets[b] = e;
 	c->count++;
-	list_push_newest(c, e);
+	AGE_LIST_PUSH_NEWEST(c, e);
 	return e;
 }
 
@@ -361,8 +338,8 @@ void auth_cache_remember(struct auth_cache *c, const char *user, const struct au
 	uint32_t hash = name_hash(user);
 	struct centry *e = entry_find(c, user, hash);
 	if (e != NULL) {
-		list_unlink(c, e);
-		list_push_newest(c, e);
+		AGE_LIST_UNLINK(c, e);
+		AGE_LIST_PUSH_NEWEST(c, e);
 	} else {
 		e = entry_add(c, user, hash);
 	}

@@ -1,4 +1,5 @@
 #include "auth/throttle.h"
+#include "core/age_list.h"
 #include "core/xalloc.h"
 
 #include <openssl/rand.h>
@@ -130,29 +131,6 @@ static struct tnode *table_find(const struct ttable *tab, const char *key, uint6
 	return NULL;
 }
 
-static void list_unlink(struct ttable *tab, struct tnode *n)
-{
-	if (n->newer != NULL)
-		n->newer->older = n->older;
-	else
-		tab->newest = n->older;
-	if (n->older != NULL)
-		n->older->newer = n->newer;
-	else
-		tab->oldest = n->newer;
-	n->newer = n->older = NULL;
-}
-
-static void list_push_newest(struct ttable *tab, struct tnode *n)
-{
-	n->older = tab->newest;
-	n->newer = NULL;
-	if (tab->newest != NULL)
-		tab->newest->newer = n;
-	else
-		tab->oldest = n;
-	tab->newest = n;
-}
 
 static void table_remove(struct ttable *tab, struct tnode *n)
 {
@@ -160,7 +138,7 @@ static void table_remove(struct ttable *tab, struct tnode *n)
 	while (*pp != n)
 		pp = &(*pp)->hnext;
 	*pp = n->hnext;
-	list_unlink(tab, n);
+	AGE_LIST_UNLINK(tab, n);
 	tab->count--;
 	free(n->key);
 	free(n);
@@ -215,15 +193,15 @@ static struct tnode *table_add(struct throttle *t, struct ttable *tab, const cha
 	n->hnext = tab->buckets[b];
 	tab->buckets[b] = n;
 	tab->count++;
-	list_push_newest(tab, n);
+	AGE_LIST_PUSH_NEWEST(tab, n);
 	return n;
 }
 
 static void table_touch(struct ttable *tab, struct tnode *n, uint64_t now_ms)
 {
 	n->last_ms = now_ms;
-	list_unlink(tab, n);
-	list_push_newest(tab, n);
+	AGE_LIST_UNLINK(tab, n);
+	AGE_LIST_PUSH_NEWEST(tab, n);
 }
 
 static void table_expire(const struct throttle *t, struct ttable *tab, uint64_t now_ms)
