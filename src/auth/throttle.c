@@ -131,7 +131,6 @@ static struct tnode *table_find(const struct ttable *tab, const char *key, uint6
 	return NULL;
 }
 
-
 static void table_remove(struct ttable *tab, struct tnode *n)
 {
 	struct tnode **pp = &tab->buckets[n->hash & (tab->nbuckets - 1)];
