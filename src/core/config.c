@@ -7,6 +7,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/netmask.h"
 #include "core/xalloc.h"
 
 #include <arpa/inet.h>
@@ -57,6 +58,7 @@ enum value_kind {
 	VAL_LISTENER_TLS,
 	VAL_PROTOCOL,
 	VAL_ADDRESS,		/* kept as text, checked when the section ends */
+	VAL_NETWORKS,		/* struct netmask_list */
 };
 
 struct key_def {
@@ -113,6 +115,7 @@ static const struct key_def key_defs[] = {
 	L("address", VAL_ADDRESS, address),
 	L("tls", VAL_LISTENER_TLS, tls),
 	L("protocol", VAL_PROTOCOL, protocol),
+	L("trusted_networks", VAL_NETWORKS, trusted_networks),
 	C("cert", VAL_PATH, cert_file),
 	C("key", VAL_PATH, key_file),
 	{ "address", SEC_METRICS, VAL_ADDRESS, offsetof(struct config, metrics_address), 0, 0 },
@@ -335,6 +338,20 @@ static void *field_base(struct parser *p)
 	return NULL;
 }
 
+static void set_networks(struct parser *p, int line, const struct key_def *def, struct netmask_list *field,
+			 const char *value)
+{
+	const char *error;
+	char *bad;
+	if (netmask_list_parse(value, field, &error, &bad) == 0)
+		return;
+	if (bad != NULL)
+		problem(p, line, "'%s': '%s': %s", def->name, bad, error);
+	else
+		problem(p, line, "'%s': %s", def->name, error);
+	free(bad);
+}
+
 static void set_value(struct parser *p, const struct key_def *def, const char *value, int line)
 {
 	char *base = field_base(p);
@@ -420,6 +437,9 @@ static void set_value(struct parser *p, const struct key_def *def, const char *v
 		else
 			problem(p, line, "'%s' must be implicit, starttls or none, not '%s'",
 				def->name, value);
+		break;
+	case VAL_NETWORKS:
+		set_networks(p, line, def, field, value);
 		break;
 	case VAL_PROTOCOL:
 		if (strcmp(value, "imap") == 0)
@@ -595,6 +615,39 @@ static int addr_clash(const struct sockaddr_storage *a, const struct sockaddr_st
 	return addr_is_any(a) || addr_is_any(b) ? 2 : 0;
 }
 
+static bool addr_is_loopback(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+	return a->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/* LMTP has no authentication: whoever reaches it can put mail in any
+ * mailbox. So a TCP listener reachable from beyond this host must name the
+ * MTAs it serves; without trusted_networks it takes loopback peers only. */
+static void check_lmtp_peers(struct parser *p, const struct config_listener *l)
+{
+	int line = seen(p, "trusted_networks", SEC_LISTENER);
+	if (l->protocol != LISTENER_PROTO_LMTP) {
+		if (line != 0)
+			problem(p, line, "listener '%s': trusted_networks is only for protocol = lmtp", l->name);
+		return;
+	}
+	if (l->addr_len == 0)
+		return;		/* the address itself was reported */
+	if (l->addr.ss_family == AF_UNIX) {
+		if (line != 0)
+			problem(p, line, "listener '%s': trusted_networks is for TCP addresses; "
+				"a unix socket is guarded by its file permissions", l->name);
+		return;
+	}
+	if (line == 0 && !addr_is_loopback(&l->addr))
+		problem(p, l->address_line, "listener '%s': protocol lmtp on '%s' would accept mail for every "
+			"user from anyone who can connect; list the MTAs allowed in trusted_networks "
+			"(for example trusted_networks = 192.0.2.25, 2001:db8::/64) or listen on loopback "
+			"or a unix socket", l->name, l->address);
+}
+
 static void close_listener(struct parser *p)
 {
 	struct config *cfg = p->cfg;
@@ -617,6 +670,7 @@ static void close_listener(struct parser *p)
 		problem(p, seen(p, "tls", SEC_LISTENER), "listener '%s': protocol lmtp supports only tls = none",
 			l->name);
 	}
+	check_lmtp_peers(p, l);
 	if (seen(p, "tls", SEC_LISTENER) == 0) {
 		/* Port 993 is implicit TLS everywhere (RFC 8314 3.3); LMTP is
 		 * usually spoken on loopback or a unix socket. */
@@ -633,6 +687,7 @@ static void free_listener(struct config_listener *l)
 {
 	free(l->name);
 	free(l->address);
+	netmask_list_free(&l->trusted_networks);
 }
 
 static void free_certificate(struct config_certificate *c)

@@ -7,6 +7,7 @@
 #define POSTERN_CORE_CONFIG_H
 
 #include "core/buf.h"
+#include "core/netmask.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,9 @@ struct config_listener {
 	enum listener_protocol protocol;
 	int line;			/* line of the section header, for messages */
 	int address_line;		/* line of its `address` key, 0 when absent */
+	/* LMTP: the peers allowed to connect; empty means loopback only
+	 * (a unix socket is guarded by its file permissions instead). */
+	struct netmask_list trusted_networks;
 };
 
 /* An extra certificate chosen by SNI: "[certificate NAME]" sections. */
@@ -50,7 +54,7 @@ struct config_certificate {
 #define CONFIG_METRICS_DEFAULT_ADDRESS "127.0.0.1:9143"
 
 /* Room for the line of every global key (config.c checks it is enough). */
-#define CONFIG_GLOBAL_KEY_SLOTS 40
+#define CONFIG_GLOBAL_KEY_SLOTS 48
 
 struct config {
 	char *path;			/* the file it was read from, or NULL */

@@ -17,6 +17,7 @@
 #include "auth/passwd_file.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/netmask.h"
 #include "core/xalloc.h"
 #include "lmtp/address.h"
 #include "lmtp/data.h"
@@ -658,6 +659,18 @@ static void timeout_cb(void *ctx)
 	quit(s, "timeout");
 }
 
+/* LMTP asks nobody for a password, so who may connect is the only guard
+ * (config.c check_lmtp_peers). A unix socket ("local") is guarded by its
+ * file permissions. */
+static bool peer_trusted(const struct config_listener *l, const char *ip)
+{
+	if (l->addr.ss_family == AF_UNIX)
+		return true;
+	if (l->trusted_networks.count == 0)
+		return netmask_is_loopback(ip);
+	return netmask_list_contains(&l->trusted_networks, ip);
+}
+
 void lmtp_accept(struct lmtp_context *ctx, int fd, const struct config_listener *l)
 {
 	struct lmtp_session *s = xcalloc(1, sizeof(*s));
@@ -690,6 +703,16 @@ void lmtp_accept(struct lmtp_context *ctx, int fd, const struct config_listener 
 	log_str(&line, "listener", l->name);
 	log_str(&line, "ip", s->conn->peer_ip);
 	log_end(&line);
+	if (!peer_trusted(l, s->conn->peer_ip)) {
+		log_begin(&line, LOG_WARN, "lmtp_refused");
+		log_str(&line, "session", s->id);
+		log_str(&line, "ip", s->conn->peer_ip);
+		log_str(&line, "reason", l->trusted_networks.count == 0 ? "not loopback" : "not in trusted_networks");
+		log_end(&line);
+		reply(s, "554 5.7.1 %s %s is not allowed to deliver here", ctx->cfg->hostname, s->conn->peer_ip);
+		quit(s, "untrusted peer");
+		return;
+	}
 	if (ctx->draining) {
 		reply(s, "421 4.3.2 %s Service shutting down", ctx->cfg->hostname);
 		quit(s, "shutdown");

@@ -105,10 +105,11 @@ class Server:
     """A postern server. listeners: list of (name, tls) with tls one of
     implicit, starttls, none. extra: more `key = value` config lines.
     lmtp: True adds `[listener lmtp]` with protocol = lmtp on a loopback
-    port (self.ports["lmtp"]), "unix" on a unix socket (self.lmtp_socket)."""
+    port (self.ports["lmtp"]), "unix" on a unix socket (self.lmtp_socket);
+    lmtp_lines: more lines for that section."""
 
     def __init__(self, listeners=(("imaps", "implicit"), ("imap", "starttls")), extra="",
-                 users=PASSWORDS, workers=1, start=True, cert=None, lmtp=False):
+                 users=PASSWORDS, workers=1, start=True, cert=None, lmtp=False, lmtp_lines=()):
         self.dir = tempfile.mkdtemp(prefix="postern-test-")
         self.cert, self.key = cert or shared_cert()
         self.ports = {}
@@ -150,6 +151,8 @@ class Server:
         elif lmtp:
             self.ports["lmtp"] = free_port()
             lines += ["", "[listener lmtp]", "protocol = lmtp", f"address = 127.0.0.1:{self.ports['lmtp']}"]
+        if lmtp:
+            lines += list(lmtp_lines)
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.log_path = os.path.join(self.dir, "server.log")

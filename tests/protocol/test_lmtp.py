@@ -331,6 +331,36 @@ def test_lmtp_unix_socket():
     assert status(server)[0] == 1
 
 
+def test_lmtp_peer_outside_trusted_networks_is_refused():
+    """LMTP has no authentication: a peer not in trusted_networks gets 554
+    before it can say anything, and nothing is stored."""
+    server = make_server(lmtp_lines=["trusted_networks = 192.0.2.0/24, 2001:db8::/32"])
+    raw = Raw(server)
+    code, texts = raw.reply()
+    assert code == 554, (code, texts)
+    assert texts[0].startswith("5.7.1 ") and "127.0.0.1" in texts[0], texts
+    raw.send("LHLO mx\r\n")
+    try:
+        leftover = raw.sock.recv(4096)
+    except ConnectionResetError:
+        leftover = b""
+    assert leftover == b"", leftover
+    raw.sock.close()
+    assert "lmtp_refused" in server.read_log()
+    assert status(server)[0] == 0
+
+
+def test_lmtp_peer_inside_trusted_networks_delivers():
+    server = make_server(lmtp_lines=["trusted_networks = 192.0.2.7 127.0.0.0/8"])
+    c = server.lmtp()
+    c.mail("s@example.org")
+    c.rcpt("alice")
+    assert c.data(b"Subject: trusted\r\n\r\nx\r\n")[0] == 250
+    c.quit()
+    assert status(server)[0] == 1
+    assert "lmtp_refused" not in server.read_log()
+
+
 def test_lmtp_imap_sessions_keep_working_and_see_deliveries():
     server = make_server()                          # one worker for both
     watcher = imap(server)

@@ -123,6 +123,10 @@ static void test_good_file(void)
 		"[listener lmtp]\n"
 		"protocol = lmtp\n"
 		"address = unix:/run/postern/lmtp.sock\n"
+		"[listener lmtp-net]\n"
+		"protocol = lmtp\n"
+		"address = *:24\n"
+		"trusted_networks = 192.0.2.0/24, 2001:db8::/32 198.51.100.7\n"
 		"[ certificate   other ]\n"
 		"cert = /etc/ssl/b.pem\n"
 		"key = /etc/ssl/b.key\n"
@@ -159,8 +163,8 @@ static void test_good_file(void)
 	CHECK_STR(cfg.pid_file, "/run/postern.pid");
 
 	CHECK(!cfg.listeners_defaulted);
-	CHECK_INT(cfg.listener_count, 3);
-	if (cfg.listener_count == 3) {
+	CHECK_INT(cfg.listener_count, 4);
+	if (cfg.listener_count == 4) {
 		const struct config_listener *l = cfg.listeners;
 		CHECK_STR(l[0].name, "imaps");
 		CHECK_STR(l[0].address, "*:993");
@@ -178,17 +182,24 @@ static void test_good_file(void)
 		CHECK_STR(l[2].address, "/run/postern/lmtp.sock");
 		CHECK_INT(l[2].addr.ss_family, AF_UNIX);
 		CHECK_STR(((const struct sockaddr_un *)&l[2].addr)->sun_path, "/run/postern/lmtp.sock");
+		CHECK_INT(l[2].trusted_networks.count, 0);
+		CHECK_INT(l[3].protocol, LISTENER_PROTO_LMTP);
+		CHECK_INT(l[3].trusted_networks.count, 3);
+		CHECK(netmask_list_contains(&l[3].trusted_networks, "192.0.2.200"));
+		CHECK(netmask_list_contains(&l[3].trusted_networks, "2001:db8:1::5"));
+		CHECK(netmask_list_contains(&l[3].trusted_networks, "198.51.100.7"));
+		CHECK(!netmask_list_contains(&l[3].trusted_networks, "198.51.100.8"));
 	}
 	CHECK_INT(cfg.certificate_count, 1);
 	if (cfg.certificate_count == 1) {
 		CHECK_STR(cfg.certificates[0].name, "other");
 		CHECK_STR(cfg.certificates[0].cert_file, "/etc/ssl/b.pem");
 		CHECK_STR(cfg.certificates[0].key_file, "/etc/ssl/b.key");
-		CHECK_INT(cfg.certificates[0].line, 36);
+		CHECK_INT(cfg.certificates[0].line, 40);
 	}
 	CHECK_STR(cfg.metrics_address, "127.0.0.1:9143");
 	CHECK_INT(cfg.metrics_addr.ss_family, AF_INET);
-	CHECK_INT(cfg.metrics_line, 39);
+	CHECK_INT(cfg.metrics_line, 43);
 	config_free(&cfg);
 }
 
@@ -323,6 +334,25 @@ static void test_bad_lines(void)
 		  "t.conf:3: listener 'a': bad address 'unix:': missing path after unix:\n" },
 		{ "[listener a]\ntls = starttls\nprotocol = lmtp\naddress = 127.0.0.1:24\n",
 		  "t.conf:2: listener 'a': protocol lmtp supports only tls = none\n" },
+		{ "[listener a]\nprotocol = lmtp\naddress = *:24\n",
+		  "t.conf:3: listener 'a': protocol lmtp on '*:24' would accept mail for every user from anyone "
+		  "who can connect; list the MTAs allowed in trusted_networks (for example trusted_networks = "
+		  "192.0.2.25, 2001:db8::/64) or listen on loopback or a unix socket\n" },
+		{ "[listener a]\nprotocol = lmtp\naddress = [2001:db8::1]:24\n",
+		  "t.conf:3: listener 'a': protocol lmtp on '[2001:db8::1]:24' would accept mail for every user "
+		  "from anyone who can connect; list the MTAs allowed in trusted_networks (for example "
+		  "trusted_networks = 192.0.2.25, 2001:db8::/64) or listen on loopback or a unix socket\n" },
+		{ "[listener a]\naddress = *:143\ntrusted_networks = 10.0.0.0/8\n",
+		  "t.conf:3: listener 'a': trusted_networks is only for protocol = lmtp\n" },
+		{ "[listener a]\nprotocol = lmtp\naddress = unix:/run/l.sock\ntrusted_networks = 10.0.0.0/8\n",
+		  "t.conf:4: listener 'a': trusted_networks is for TCP addresses; a unix socket is guarded by "
+		  "its file permissions\n" },
+		{ "[listener a]\nprotocol = lmtp\naddress = *:24\ntrusted_networks = 10.0.0.1/8\n",
+		  "t.conf:4: 'trusted_networks': '10.0.0.1/8': address has bits set past the prefix length\n" },
+		{ "[listener a]\nprotocol = lmtp\naddress = *:24\ntrusted_networks = 10.0.0.0/8, mx.example\n",
+		  "t.conf:4: 'trusted_networks': 'mx.example': not an IPv4 or IPv6 address\n" },
+		{ "[listener a]\nprotocol = lmtp\naddress = *:24\ntrusted_networks = ::/129\n",
+		  "t.conf:4: 'trusted_networks': '::/129': prefix length must be 0 to 128\n" },
 		{ "[listener a]\naddress = *:143\ntls = yes\n",
 		  "t.conf:3: 'tls' must be implicit, starttls or none, not 'yes'\n" },
 		{ "[listener a]\naddress = *:143\nprotocol = pop3\n",
