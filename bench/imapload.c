@@ -15,7 +15,8 @@
  *              EXPUNGE, LOGOUT, in imaptest's default proportions
  *   idle       N TLS sessions in IDLE; server memory per session
  *   push       N sessions in IDLE, M APPENDs; time until each sees EXISTS
- *   bigbox     a mailbox of M messages: SELECT, FETCH 1:*, SEARCH, STATUS
+ *   bigbox     a mailbox of M messages: SELECT, FETCH 1:*, a CONDSTORE resync
+ *              after 1% of the flags changed, SEARCH, STATUS
  *   deliver    LMTP deliveries per second with N senders
  *   handshake  TLS handshakes per second, full or resumed (--resume) */
 #include "il.h"
@@ -659,11 +660,14 @@ static int run_push(void)
 /* ------------------------------------------------------------------ */
 /* bigbox: one large mailbox */
 
-enum { B_STATUS, B_SELECT, B_FETCH, B_SEARCH_HDR, B_SEARCH_TEXT, B_N };
+enum { B_STATUS, B_SELECT, B_FETCH, B_RESYNC, B_SEARCH_HDR, B_SEARCH_TEXT, B_N };
 static struct il_stat b_stats[B_N] = {
 	{ .name = "STATUS" }, { .name = "SELECT" }, { .name = "FETCH_1:*" },
-	{ .name = "SEARCH_FROM" }, { .name = "SEARCH_TEXT" },
+	{ .name = "CONDSTORE_RESYNC" }, { .name = "SEARCH_FROM" }, { .name = "SEARCH_TEXT" },
 };
+/* The resync changes 1% of the box: B_RANGES runs of messages spread over
+ * it (clients change flags in runs: a thread read, a folder marked). */
+#define B_RANGES 20
 static struct {
 	uint32_t have, target;  /* messages in INBOX, wanted */
 	uint64_t pop_t0;
@@ -672,6 +676,9 @@ static struct {
 	uint32_t search_hits;
 	uint32_t expect_from, expect_text;
 	uint32_t status_messages;
+	uint64_t highest_modseq;
+	uint32_t range_len;	/* messages per changed run */
+	int first_answered;	/* the first changed message has \Answered: -1 unknown */
 	bool done;
 	char **lits;
 	const char **texts;
@@ -717,11 +724,8 @@ static void b_from_ok(struct il_conn *c, const struct il_reply *r)
 	il_cmd(c, &b_stats[B_SEARCH_TEXT], b_text_ok, "UID SEARCH TEXT \"%s\"", GENMAIL_PHRASE);
 }
 
-static void b_fetch_ok(struct il_conn *c, const struct il_reply *r)
+static void b_search(struct il_conn *c)
 {
-	if (c->fetches != c->exists)
-		il_fail("FETCH 1:* (UID FLAGS) brought %u FETCH responses for %u messages (`%.*s`)", c->fetches,
-			c->exists, (int)r->len, r->line);
 	if (il_opt.no_search) {
 		il_cmd(c, NULL, b_logout_ok, "LOGOUT");
 		return;
@@ -731,11 +735,95 @@ static void b_fetch_ok(struct il_conn *c, const struct il_reply *r)
 	il_cmd(c, &b_stats[B_SEARCH_HDR], b_from_ok, "UID SEARCH FROM \"%s\"", GENMAIL_FROM_WORD);
 }
 
+/* The first message of changed run i (sequence numbers from 1). */
+static uint32_t b_range_start(uint32_t i, uint32_t messages)
+{
+	return i * (messages / B_RANGES) + 1;
+}
+
+/* "a:b,c:d,...": the B_RANGES runs. */
+static void b_range_set(char *out, size_t size, uint32_t messages)
+{
+	size_t used = 0;
+	for (uint32_t i = 0; i < B_RANGES && used < size; i++) {
+		uint32_t start = b_range_start(i, messages);
+		used += (size_t)snprintf(out + used, size - used, "%s%u:%u", i ? "," : "", start,
+					 start + bb.range_len - 1);
+	}
+	if (used >= size)
+		il_fail("resync message set too long");
+}
+
+static void b_resync_ok(struct il_conn *c, const struct il_reply *r)
+{
+	uint32_t changed = B_RANGES * bb.range_len;
+	if (c->fetches != changed)
+		il_fail("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %llu) brought %u FETCH responses, %u messages were "
+			"changed (`%.*s`)", (unsigned long long)bb.highest_modseq, c->fetches, changed,
+			(int)r->len, r->line);
+	b_search(c);
+}
+
+static void b_store_ok(struct il_conn *c, const struct il_reply *r)
+{
+	(void)r;
+	il_cmd(c, &b_stats[B_RESYNC], b_resync_ok, "UID FETCH 1:* (FLAGS) (CHANGEDSINCE %llu)",
+	       (unsigned long long)bb.highest_modseq);
+}
+
+static void b_modseq_untagged(struct il_conn *c, const char *line, size_t len)
+{
+	(void)c;
+	const char *m = memmem(line, len, "HIGHESTMODSEQ ", 14);
+	if (len > 9 && strncasecmp(line, "* STATUS", 8) == 0 && m != NULL)
+		bb.highest_modseq = strtoull(m + 14, NULL, 10);
+}
+
+/* 1% of the messages change (\Answered toggled: every earlier run toggled
+ * the same runs, so they agree), then the resync a client makes when it
+ * comes back: everything changed since the HIGHESTMODSEQ it last saw. */
+static void b_modseq_ok(struct il_conn *c, const struct il_reply *r)
+{
+	c->on_untagged = NULL;
+	if (bb.highest_modseq == 0)
+		il_fail("STATUS INBOX (HIGHESTMODSEQ) gave no HIGHESTMODSEQ (`%.*s`)", (int)r->len, r->line);
+	if (bb.first_answered < 0)
+		il_fail("FETCH 1:* (UID FLAGS) had no response for message 1");
+	char set[IL_MAX_CMD_TEXT - 64];
+	b_range_set(set, sizeof(set), c->exists);
+	il_cmd(c, NULL, b_store_ok, "STORE %s %cFLAGS.SILENT (\\Answered)", set, bb.first_answered ? '-' : '+');
+}
+
+static void b_flags_untagged(struct il_conn *c, const char *line, size_t len)
+{
+	(void)c;
+	if (len > 10 && strncmp(line, "* 1 FETCH ", 10) == 0)
+		bb.first_answered = memmem(line, len, "\\Answered", 9) != NULL;
+}
+
+static void b_fetch_ok(struct il_conn *c, const struct il_reply *r)
+{
+	c->on_untagged = NULL;
+	if (c->fetches != c->exists)
+		il_fail("FETCH 1:* (UID FLAGS) brought %u FETCH responses for %u messages (`%.*s`)", c->fetches,
+			c->exists, (int)r->len, r->line);
+	bb.range_len = c->exists / (100 * B_RANGES);
+	if (bb.range_len == 0) {
+		b_search(c);	/* too few messages for 1% in B_RANGES runs */
+		return;
+	}
+	bb.highest_modseq = 0;
+	c->on_untagged = b_modseq_untagged;
+	il_cmd(c, NULL, b_modseq_ok, "STATUS INBOX (HIGHESTMODSEQ)");
+}
+
 static void b_select_ok(struct il_conn *c, const struct il_reply *r)
 {
 	if (c->exists != bb.target)
 		il_fail("SELECT INBOX: %u messages, expected %u (`%.*s`)", c->exists, bb.target, (int)r->len,
 			r->line);
+	bb.first_answered = -1;
+	c->on_untagged = b_flags_untagged;
 	il_cmd(c, &b_stats[B_FETCH], b_fetch_ok, "FETCH 1:* (UID FLAGS)");
 }
 

@@ -134,3 +134,28 @@ def test_bigbox_checks_counts_and_no_search_leaves_searches_out():
     assert "bigbox_populate" not in proc.stdout, proc.stdout   # already full
     for cmd in ("SEARCH_FROM", "SEARCH_TEXT"):
         assert f"RESULT bigbox cmd={cmd} " in proc.stdout, proc.stdout
+
+
+def test_bigbox_condstore_resync_toggles_one_percent_and_checks_the_count():
+    """The resync step changes 1% of the messages (\\Answered on 20 runs of
+    messages, off again on the next run) and checks that UID FETCH
+    CHANGEDSINCE brings exactly those back."""
+    server = Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes\n",
+                    users={"box": "pw", "alice": "wonderland"})
+    args = ["-w", "bigbox", "--plain", "-p", str(server.ports["plain"]), "-u", "box", "-P", "pw", "-m", "2000",
+            "--no-search"]
+
+    def answered():
+        c = server.connect("plain")
+        c.read_greeting()
+        c.login("box", "pw")
+        c.expect_ok("SELECT INBOX")
+        untagged, _ = c.expect_ok("SEARCH ANSWERED")
+        c.close()
+        return [int(n) for n in untagged[0].split()[2:]]
+
+    for expected in ([1 + 100 * i for i in range(20)], []):
+        proc = run(args, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "RESULT bigbox cmd=CONDSTORE_RESYNC " in proc.stdout, proc.stdout
+        assert answered() == expected
