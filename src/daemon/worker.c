@@ -231,7 +231,7 @@ static int worker_setup_delivery(struct worker *w, const struct worker_start *st
 		return -1;
 	ev_io_init(&w->delivery_io, fd, delivery_cb, w);
 	if (ev_io_set(w->loop, &w->delivery_io, EPOLLIN) < 0) {
-		lmtp_pool_free(&w->lmtp.pool);
+		workpool_free(&w->lmtp.pool);
 		return -1;
 	}
 	return 0;
@@ -279,12 +279,12 @@ static void worker_cleanup(struct worker *w)
 	lmtp_close_all(&w->lmtp);
 	if (w->lmtp.pool != NULL) {
 		ev_io_stop(w->loop, &w->delivery_io);
-		lmtp_pool_free(&w->lmtp.pool);
+		workpool_free(&w->lmtp.pool);
 	}
 	free(w->listeners);
 	if (w->imapd.auth_pool != NULL) {
 		ev_io_stop(w->loop, &w->pool_io);
-		auth_pool_free(&w->imapd.auth_pool);
+		workpool_free(&w->imapd.auth_pool);
 	}
 	throttle_free(&w->imapd.throttle);
 	auth_cache_free(&w->imapd.auth_cache);

@@ -180,9 +180,12 @@ int search_parse_date(const char *text, size_t len, int64_t *day_r)
 	return 0;
 }
 
-static int parse_number(const struct imap_arg *arg, uint32_t *n_r)
+/* An atom of at most max_digits decimal digits whose value is at most max.
+ * The length cap comes first, so leading zeros count against it and the
+ * value cannot overflow (max_digits <= 19). */
+static int parse_decimal(const struct imap_arg *arg, size_t max_digits, uint64_t max, uint64_t *n_r)
 {
-	if (!imap_arg_is_atom(arg) || arg->len == 0 || arg->len > 10)
+	if (!imap_arg_is_atom(arg) || arg->len == 0 || arg->len > max_digits)
 		return -1;
 	uint64_t n = 0;
 	for (size_t i = 0; i < arg->len; i++) {
@@ -190,26 +193,19 @@ static int parse_number(const struct imap_arg *arg, uint32_t *n_r)
 			return -1;
 		n = n * 10 + (uint64_t)(arg->str[i] - '0');
 	}
-	if (n > UINT32_MAX)
+	if (n > max)
 		return -1;
-	*n_r = (uint32_t)n;
+	*n_r = n;
 	return 0;
 }
 
-/* mod-sequence-valzer (RFC 7162 7): 0 .. 2^63-1. */
-static int parse_modseq(const struct imap_arg *arg, uint64_t *n_r)
+/* RFC 3501 9: number (0 .. 2^32-1), at most 10 digits. */
+static int parse_number(const struct imap_arg *arg, uint32_t *n_r)
 {
-	if (!imap_arg_is_atom(arg) || arg->len == 0 || arg->len > 19)
+	uint64_t n;
+	if (parse_decimal(arg, 10, UINT32_MAX, &n) < 0)
 		return -1;
-	uint64_t n = 0;
-	for (size_t i = 0; i < arg->len; i++) {
-		if (arg->str[i] < '0' || arg->str[i] > '9')
-			return -1;
-		n = n * 10 + (uint64_t)(arg->str[i] - '0');
-	}
-	if (n > INT64_MAX)
-		return -1;
-	*n_r = n;
+	*n_r = (uint32_t)n;
 	return 0;
 }
 
@@ -267,6 +263,16 @@ static void key_free(struct search_key *key)
 	free(key->field);
 	free(key->str);
 	free(key);
+}
+
+/* The key's string argument, a copy that keeps any NUL (a literal may
+ * hold one; str_len is its length). */
+static void key_copy_str(struct search_key *key, const struct imap_arg *arg)
+{
+	key->str = xmalloc(arg->len + 1);
+	memcpy(key->str, arg->str, arg->len);
+	key->str[arg->len] = '\0';
+	key->str_len = arg->len;
 }
 
 static void key_add_child(struct search_key *parent, struct search_key *child)
@@ -353,7 +359,8 @@ static int parse_argument(struct parse_ctx *ctx, struct cursor *cur, const struc
 				return fail(ctx, "MODSEQ entry type must be priv, shared or all");
 			arg = &cur->args[cur->pos++];
 		}
-		if (parse_modseq(arg, &key->modseq) < 0)
+		/* mod-sequence-valzer (RFC 7162 7): 0 .. 2^63-1. */
+		if (parse_decimal(arg, 19, INT64_MAX, &key->modseq) < 0)
 			return fail(ctx, "Search key MODSEQ needs a mod-sequence (a number below 2^63), not %s",
 				    imap_arg_is_list(arg) ? "a list" : excerpt(arg, text, sizeof(text)));
 		return 0;
@@ -361,8 +368,7 @@ static int parse_argument(struct parse_ctx *ctx, struct cursor *cur, const struc
 		cur->pos++;
 		if (!objectid_valid(arg))
 			return fail(ctx, "Search key %s needs an object id (letters, digits, '_' and '-')", def->name);
-		key->str = xstrndup(arg->str, arg->len);
-		key->str_len = arg->len;
+		key_copy_str(key, arg);
 		return 0;
 	case ARG_NUMBER:
 	case ARG_NZNUMBER:
@@ -383,8 +389,7 @@ static int parse_argument(struct parse_ctx *ctx, struct cursor *cur, const struc
 		cur->pos++;
 		if (!imap_arg_is_atom(arg))
 			return fail(ctx, "Search key %s needs a keyword (an atom)", def->name);
-		key->str = xstrndup(arg->str, arg->len);
-		key->str_len = arg->len;
+		key_copy_str(key, arg);
 		return 0;
 	case ARG_HEADER:
 		cur->pos++;
@@ -399,10 +404,7 @@ static int parse_argument(struct parse_ctx *ctx, struct cursor *cur, const struc
 		cur->pos++;
 		if (!imap_arg_is_astring(arg))
 			return fail(ctx, "Search key %s needs a string, not a list", def->name);
-		key->str = xmalloc(arg->len + 1);
-		memcpy(key->str, arg->str, arg->len);
-		key->str[arg->len] = '\0';
-		key->str_len = arg->len;
+		key_copy_str(key, arg);
 		if (def->field != NULL)
 			key->field = xstrdup(def->field);
 		return 0;

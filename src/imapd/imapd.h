@@ -15,7 +15,7 @@
 
 struct passwd_file;
 struct throttle;
-struct auth_pool;
+struct workpool;
 struct auth_cache;
 struct session;
 struct notify_watch;
@@ -30,7 +30,7 @@ struct imapd_context {
 	struct tls_server *tls;
 	struct passwd_file *passwd;
 	struct throttle *throttle;
-	struct auth_pool *auth_pool;
+	struct workpool *auth_pool;
 	struct auth_cache *auth_cache;	/* verified logins; NULL when it could not be made */
 	uint64_t next_session_id;
 	unsigned worker_index;

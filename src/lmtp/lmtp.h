@@ -18,7 +18,7 @@
 struct passwd_file;
 struct lmtp_session;
 struct metrics_worker;
-struct lmtp_pool;
+struct workpool;
 
 struct lmtp_context {
 	struct ev_loop *loop;
@@ -26,7 +26,7 @@ struct lmtp_context {
 	struct passwd_file *passwd;	/* which users exist (refreshed per RCPT) */
 	unsigned worker_index;
 	struct metrics_worker *metrics;	/* deliveries are counted here; never NULL */
-	struct lmtp_pool *pool;		/* the delivery threads (lmtp/pool.h); the
+	struct workpool *pool;		/* the delivery threads (lmtp/pool.h); the
 					   worker's, set before any session */
 	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
 	uint64_t next_session_id;
@@ -41,7 +41,7 @@ void lmtp_accept(struct lmtp_context *ctx, int fd, const struct config_listener 
  * message finishes it, answers, then closes the same way. */
 void lmtp_shutdown_all(struct lmtp_context *ctx);
 /* Frees every session at once (worker exit); their jobs still in the pool
- * are cancelled and freed by lmtp_jobs_done or lmtp_pool_free. */
+ * are cancelled and freed by lmtp_jobs_done or workpool_free. */
 void lmtp_close_all(struct lmtp_context *ctx);
 /* The pool's eventfd is readable: replies for the DATAs whose deliveries
  * are done, and the input that waited for them. */

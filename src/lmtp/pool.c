@@ -1,22 +1,11 @@
 #include "lmtp/pool.h"
-#include "core/log.h"
 #include "core/xalloc.h"
 #include "net/ev.h"
 #include "store/store.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
-
-/* A FIFO of jobs linked through job->next. */
-struct job_queue {
-	struct lmtp_job *head, *tail;
-};
 
 /* A store handle a thread keeps open between deliveries. */
 struct cached_store {
@@ -26,45 +15,12 @@ struct cached_store {
 	uint64_t last_ms;	/* ev_clock_ms() of its last delivery */
 };
 
-struct pool_thread {
-	struct lmtp_pool *pool;
-	pthread_t tid;
-	/* Only this thread touches its cache (store.h: one thread a handle). */
+/* A delivery thread's context: only this thread touches it (store.h: one
+ * thread a handle). */
+struct thread_stores {
 	struct cached_store cache[LMTP_POOL_CACHED_STORES];
 	size_t cached;
 };
-
-struct lmtp_pool {
-	pthread_mutex_t lock;
-	pthread_cond_t wake;		/* work queued or stopping; CLOCK_MONOTONIC */
-	struct job_queue todo, done;
-	bool stopping;
-	int notify_fd;
-	unsigned nthreads;
-	struct pool_thread *threads;
-};
-
-static void queue_push(struct job_queue *q, struct lmtp_job *job)
-{
-	job->next = NULL;
-	if (q->tail != NULL)
-		q->tail->next = job;
-	else
-		q->head = job;
-	q->tail = job;
-}
-
-static struct lmtp_job *queue_pop(struct job_queue *q)
-{
-	struct lmtp_job *job = q->head;
-	if (job != NULL) {
-		q->head = job->next;
-		if (q->head == NULL)
-			q->tail = NULL;
-		job->next = NULL;
-	}
-	return job;
-}
 
 /* --- Jobs ------------------------------------------------------------------ */
 
@@ -120,7 +76,7 @@ void lmtp_job_free(struct lmtp_job **jobp)
 
 /* --- A thread's stores ------------------------------------------------------ */
 
-static void cache_remove(struct pool_thread *t, size_t i)
+static void cache_remove(struct thread_stores *t, size_t i)
 {
 	store_close(&t->cache[i].st);
 	free(t->cache[i].data_dir);
@@ -130,7 +86,7 @@ static void cache_remove(struct pool_thread *t, size_t i)
 
 /* The open store of user, opening it (and closing the least recently used
  * one when the cache is full) if needed; NULL with r filled on failure. */
-static struct store *cache_get(struct pool_thread *t, const char *data_dir, const char *user,
+static struct store *cache_get(struct thread_stores *t, const char *data_dir, const char *user,
 			       struct lmtp_deliver_result *r)
 {
 	for (size_t i = 0; i < t->cached; i++) {
@@ -163,7 +119,7 @@ static struct store *cache_get(struct pool_thread *t, const char *data_dir, cons
 /* After a temporary failure the handle may be what is broken (a database
  * replaced underneath, a file descriptor gone bad): the next delivery opens
  * a fresh one. */
-static void cache_drop(struct pool_thread *t, const struct store *st)
+static void cache_drop(struct thread_stores *t, const struct store *st)
 {
 	for (size_t i = 0; i < t->cached; i++) {
 		if (t->cache[i].st == st) {
@@ -173,7 +129,7 @@ static void cache_drop(struct pool_thread *t, const struct store *st)
 	}
 }
 
-static void cache_expire(struct pool_thread *t, uint64_t now)
+static void cache_expire(struct thread_stores *t, uint64_t now)
 {
 	for (size_t i = 0; i < t->cached;) {
 		if (now - t->cache[i].last_ms >= LMTP_POOL_LINGER_MS)
@@ -184,7 +140,7 @@ static void cache_expire(struct pool_thread *t, uint64_t now)
 }
 
 /* When the first cached store expires, or 0 when none is cached. */
-static uint64_t cache_next_expiry(const struct pool_thread *t)
+static uint64_t cache_next_expiry(const struct thread_stores *t)
 {
 	uint64_t first = 0;
 	for (size_t i = 0; i < t->cached; i++) {
@@ -196,7 +152,7 @@ static uint64_t cache_next_expiry(const struct pool_thread *t)
 
 /* --- Running a job ----------------------------------------------------------- */
 
-static void deliver_one(struct pool_thread *t, struct lmtp_job *job, size_t i)
+static void deliver_one(struct thread_stores *t, struct lmtp_job *job, size_t i)
 {
 	const struct lmtp_rcpt *rcpt = &job->rcpts[i];
 	struct lmtp_rcpt_outcome *out = &job->outcomes[i];
@@ -228,8 +184,11 @@ static void deliver_one(struct pool_thread *t, struct lmtp_job *job, size_t i)
 	out->done_ms = ev_clock_ms();
 }
 
-static void job_run(struct pool_thread *t, struct lmtp_job *job)
+/* The run hook: on a delivery thread, with its stores. */
+static void job_run(struct workpool_job *link, void *thread_ctx)
 {
+	struct lmtp_job *job = WORKPOOL_CONTAINER(link, struct lmtp_job, link);
+	struct thread_stores *t = thread_ctx;
 	for (size_t i = 0; i < job->rcpt_count; i++) {
 		/* The client is gone and will never see a reply: it will send
 		 * the message again, so deliver no more copies than needed. */
@@ -239,157 +198,57 @@ static void job_run(struct pool_thread *t, struct lmtp_job *job)
 	}
 }
 
-/* --- Threads ------------------------------------------------------------------ */
+/* --- The workpool hooks ------------------------------------------------------ */
 
-static void notify(struct lmtp_pool *pool)
+static void *thread_init(void)
 {
-	uint64_t one = 1;
-	/* EAGAIN means the counter is at its maximum: already readable. */
-	while (write(pool->notify_fd, &one, sizeof(one)) < 0) {
-		if (errno == EAGAIN)
-			break;
-		if (errno != EINTR) {
-			log_msg(LOG_ERROR, "lmtp_pool_notify", "eventfd write: %s", strerror(errno));
-			break;
-		}
-	}
+	return xcalloc(1, sizeof(struct thread_stores));
 }
 
-static struct timespec deadline_of(uint64_t ms)
+/* Closing may checkpoint the WAL: the pool calls this out of its lock. */
+static uint64_t thread_idle(void *thread_ctx)
 {
-	return (struct timespec){ .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+	struct thread_stores *t = thread_ctx;
+	cache_expire(t, ev_clock_ms());
+	return cache_next_expiry(t);
 }
 
-static void *thread_main(void *arg)
+static void thread_deinit(void *thread_ctx)
 {
-	struct pool_thread *t = arg;
-	struct lmtp_pool *pool = t->pool;
-
-	for (;;) {
-		pthread_mutex_lock(&pool->lock);
-		while (pool->todo.head == NULL && !pool->stopping) {
-			uint64_t expiry = cache_next_expiry(t);
-			if (expiry == 0) {
-				pthread_cond_wait(&pool->wake, &pool->lock);
-			} else {
-				struct timespec ts = deadline_of(expiry);
-				if (pthread_cond_timedwait(&pool->wake, &pool->lock, &ts) == ETIMEDOUT)
-					break;
-			}
-		}
-		bool stopping = pool->stopping;
-		struct lmtp_job *job = stopping ? NULL : queue_pop(&pool->todo);
-		pthread_mutex_unlock(&pool->lock);
-		if (stopping)
-			break;
-		if (job != NULL) {
-			job_run(t, job);
-			pthread_mutex_lock(&pool->lock);
-			queue_push(&pool->done, job);
-			/* After the push: see lmtp_pool_next_done. */
-			notify(pool);
-			pthread_mutex_unlock(&pool->lock);
-		}
-		/* Closing may checkpoint the WAL: never under the lock. */
-		cache_expire(t, ev_clock_ms());
-	}
+	struct thread_stores *t = thread_ctx;
 	while (t->cached > 0)
 		cache_remove(t, 0);
-	return NULL;
+	free(t);
 }
 
-struct lmtp_pool *lmtp_pool_new(unsigned threads, int *notify_fd_r)
+static void job_free_hook(struct workpool_job *link)
 {
-	struct lmtp_pool *pool = xcalloc(1, sizeof(*pool));
-	pthread_condattr_t attr;
-	int err;
-
-	if (threads == 0)
-		threads = 1;
-	pool->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (pool->notify_fd < 0) {
-		free(pool);
-		return NULL;
-	}
-	if ((err = pthread_mutex_init(&pool->lock, NULL)) != 0)
-		goto fail_fd;
-	if ((err = pthread_condattr_init(&attr)) != 0)
-		goto fail_lock;
-	/* Linger deadlines come from ev_clock_ms(), a CLOCK_MONOTONIC time. */
-	err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (err == 0)
-		err = pthread_cond_init(&pool->wake, &attr);
-	pthread_condattr_destroy(&attr);
-	if (err != 0)
-		goto fail_lock;
-	pool->threads = xcalloc(threads, sizeof(*pool->threads));
-	for (unsigned i = 0; i < threads; i++) {
-		struct pool_thread *t = &pool->threads[i];
-		t->pool = pool;
-		err = pthread_create(&t->tid, NULL, thread_main, t);
-		if (err != 0) {
-			lmtp_pool_free(&pool);
-			errno = err;
-			return NULL;
-		}
-		pool->nthreads++;
-	}
-	*notify_fd_r = pool->notify_fd;
-	return pool;
-
-fail_lock:
-	pthread_mutex_destroy(&pool->lock);
-fail_fd:
-	close(pool->notify_fd);
-	free(pool);
-	errno = err;
-	return NULL;
+	struct lmtp_job *job = WORKPOOL_CONTAINER(link, struct lmtp_job, link);
+	lmtp_job_free(&job);
 }
 
-void lmtp_pool_submit(struct lmtp_pool *pool, struct lmtp_job *job)
+static const struct workpool_ops lmtp_pool_ops = {
+	.log_event = "lmtp_pool_notify",
+	.run = job_run,
+	.job_free = job_free_hook,
+	.thread_init = thread_init,
+	.thread_idle = thread_idle,
+	.thread_deinit = thread_deinit,
+};
+
+struct workpool *lmtp_pool_new(unsigned threads, int *notify_fd_r)
+{
+	return workpool_new(&lmtp_pool_ops, threads, notify_fd_r);
+}
+
+void lmtp_pool_submit(struct workpool *pool, struct lmtp_job *job)
 {
 	job->submitted_ms = ev_clock_ms();
-	pthread_mutex_lock(&pool->lock);
-	queue_push(&pool->todo, job);
-	pthread_cond_signal(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
+	workpool_submit(pool, &job->link);
 }
 
-struct lmtp_job *lmtp_pool_next_done(struct lmtp_pool *pool)
+struct lmtp_job *lmtp_pool_next_done(struct workpool *pool)
 {
-	uint64_t count;
-
-	/* Reset before looking, so that a job pushed after our look has
-	 * written to the fd after our read and the loop wakes again. */
-	if (read(pool->notify_fd, &count, sizeof(count)) < 0 && errno != EAGAIN && errno != EINTR)
-		log_msg(LOG_ERROR, "lmtp_pool_notify", "eventfd read: %s", strerror(errno));
-	pthread_mutex_lock(&pool->lock);
-	struct lmtp_job *job = queue_pop(&pool->done);
-	pthread_mutex_unlock(&pool->lock);
-	return job;
-}
-
-void lmtp_pool_free(struct lmtp_pool **poolp)
-{
-	struct lmtp_pool *pool = *poolp;
-	if (pool == NULL)
-		return;
-	pthread_mutex_lock(&pool->lock);
-	pool->stopping = true;
-	pthread_cond_broadcast(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->nthreads; i++)
-		pthread_join(pool->threads[i].tid, NULL);
-
-	struct lmtp_job *job;
-	while ((job = queue_pop(&pool->todo)) != NULL)
-		lmtp_job_free(&job);
-	while ((job = queue_pop(&pool->done)) != NULL)
-		lmtp_job_free(&job);
-	pthread_cond_destroy(&pool->wake);
-	pthread_mutex_destroy(&pool->lock);
-	close(pool->notify_fd);
-	free(pool->threads);
-	free(pool);
-	*poolp = NULL;
+	struct workpool_job *link = workpool_next_done(pool);
+	return link != NULL ? WORKPOOL_CONTAINER(link, struct lmtp_job, link) : NULL;
 }

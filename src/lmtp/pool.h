@@ -1,8 +1,9 @@
 /* The delivery threads of one worker: the store appends after an LMTP
  * DATA's final dot run here, so their fsyncs (and a wait of up to
  * STORE_BUSY_TIMEOUT_MS for a user's write lock) never hold the event loop.
- * Modelled on the hashing pool (auth/pool.h): jobs go in from the loop,
- * come back through an eventfd, and the loop reads and frees them.
+ * A core/workpool.h pool, as the hashing one is (auth/pool.h): jobs go in
+ * from the loop, come back through an eventfd, and the loop reads and frees
+ * them.
  *
  * A job is one DATA: the message and every accepted recipient. One thread
  * delivers its recipients one after the other, in RCPT order, so replies
@@ -23,13 +24,15 @@
  * freed only by the loop, after every thread is done with it.
  *
  * Every function is for the loop thread, except that the pool's own threads
- * run the jobs. Nothing blocks except lmtp_pool_free, which waits for the
- * recipients being written to finish. */
+ * run the jobs. Nothing blocks except workpool_free, which waits for the
+ * recipients being written to finish, then has each thread close its
+ * stores. */
 #ifndef POSTERN_LMTP_POOL_H
 #define POSTERN_LMTP_POOL_H
 
 #include "core/buf.h"
 #include "core/limits.h"
+#include "core/workpool.h"
 #include "lmtp/deliver.h"
 
 #include <stdatomic.h>
@@ -78,7 +81,7 @@ struct lmtp_job {
 	void *owner;
 	/* Set by the loop thread when the owner is gone. */
 	atomic_bool cancelled;
-	struct lmtp_job *next;		/* the pool's queue link */
+	struct workpool_job link;	/* the pool's */
 };
 
 /* A job taking over sender, rcpts (rcpt_count of them) and message, whose
@@ -91,22 +94,15 @@ struct lmtp_job *lmtp_job_new(const char *data_dir, const char *session_id, char
 void lmtp_job_free(struct lmtp_job **job);
 void lmtp_rcpts_free(struct lmtp_rcpt **rcpts, size_t count);
 
-struct lmtp_pool;
-
-/* Starts threads delivery threads (at least one). *notify_fd_r is the
- * pool's eventfd, nonblocking and close-on-exec, closed by lmtp_pool_free
- * (take it out of the loop before). Returns NULL with errno set when the
- * eventfd or a thread cannot be created. */
-struct lmtp_pool *lmtp_pool_new(unsigned threads, int *notify_fd_r);
+/* Starts threads delivery threads (at least one); see workpool_new.
+ * workpool_free stops them after the recipients they are writing, closes
+ * their stores and frees every job not collected (owners must have
+ * forgotten theirs). */
+struct workpool *lmtp_pool_new(unsigned threads, int *notify_fd_r);
 /* Queues job; the pool owns it until lmtp_pool_next_done returns it. */
-void lmtp_pool_submit(struct lmtp_pool *pool, struct lmtp_job *job);
+void lmtp_pool_submit(struct workpool *pool, struct lmtp_job *job);
 /* One finished job, now the caller's, or NULL when none is finished. Call
- * it until NULL whenever notify_fd is readable: each call resets the fd
- * first, so a job finishing meanwhile makes it readable again. */
-struct lmtp_job *lmtp_pool_next_done(struct lmtp_pool *pool);
-/* Stops the threads after the recipients they are writing, closes their
- * stores, frees every job not collected (owners must have forgotten
- * theirs), closes notify_fd, sets *pool to NULL. Accepts NULL. */
-void lmtp_pool_free(struct lmtp_pool **pool);
+ * it until NULL whenever notify_fd is readable. */
+struct lmtp_job *lmtp_pool_next_done(struct workpool *pool);
 
 #endif

@@ -14,7 +14,7 @@ static const char sha256_secret[] =
 
 /* Waits for the eventfd and collects finished jobs until want have come,
  * as an event loop would. Returns how many came. */
-static int collect(struct auth_pool *pool, int fd, struct auth_job **jobs, int want)
+static int collect(struct workpool *pool, int fd, struct auth_job **jobs, int want)
 {
 	int got = 0;
 	while (got < want) {
@@ -34,7 +34,7 @@ static int collect(struct auth_pool *pool, int fd, struct auth_job **jobs, int w
 static void test_verify_jobs(void)
 {
 	int fd = -1;
-	struct auth_pool *pool = auth_pool_new(3, &fd);
+	struct workpool *pool = auth_pool_new(3, &fd);
 	CHECK(pool != NULL);
 	if (pool == NULL)
 		return;
@@ -68,14 +68,14 @@ static void test_verify_jobs(void)
 		auth_job_free(&jobs[i]);
 		CHECK(jobs[i] == NULL);
 	}
-	CHECK_INT(auth_pool_pending(pool), 0);
+	CHECK_INT(workpool_pending(pool), 0);
 	CHECK(auth_pool_next_done(pool) == NULL);
 	/* Drained: the eventfd is quiet again. */
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	CHECK_INT(poll(&pfd, 1, 0), 0);
-	auth_pool_free(&pool);
+	workpool_free(&pool);
 	CHECK(pool == NULL);
-	auth_pool_free(&pool);
+	workpool_free(&pool);
 	/* The pool closed its fd. */
 	CHECK(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
 }
@@ -83,7 +83,7 @@ static void test_verify_jobs(void)
 static void test_hash_job(void)
 {
 	int fd;
-	struct auth_pool *pool = auth_pool_new(1, &fd);
+	struct workpool *pool = auth_pool_new(1, &fd);
 	CHECK(pool != NULL);
 	if (pool == NULL)
 		return;
@@ -102,13 +102,13 @@ static void test_hash_job(void)
 		}
 		auth_job_free(&job);
 	}
-	auth_pool_free(&pool);
+	workpool_free(&pool);
 }
 
 static void test_cancelled(void)
 {
 	int fd;
-	struct auth_pool *pool = auth_pool_new(1, &fd);
+	struct workpool *pool = auth_pool_new(1, &fd);
 	CHECK(pool != NULL);
 	if (pool == NULL)
 		return;
@@ -127,13 +127,13 @@ static void test_cancelled(void)
 	}
 	auth_job_free(&jobs[0]);
 	auth_job_free(&jobs[1]);
-	auth_pool_free(&pool);
+	workpool_free(&pool);
 }
 
 static void test_free_with_pending(void)
 {
 	int fd;
-	struct auth_pool *pool = auth_pool_new(2, &fd);
+	struct workpool *pool = auth_pool_new(2, &fd);
 	CHECK(pool != NULL);
 	if (pool == NULL)
 		return;
@@ -141,15 +141,15 @@ static void test_free_with_pending(void)
 	for (int i = 0; i < 20; i++)
 		auth_pool_submit(pool, auth_job_new_verify(sha256_secret, "secret", 6, NULL));
 	auth_pool_submit(pool, auth_job_new_hash("x", 1, NULL));
-	CHECK(auth_pool_pending(pool) > 0);
-	auth_pool_free(&pool);
+	CHECK(workpool_pending(pool) > 0);
+	workpool_free(&pool);
 	CHECK(pool == NULL);
 }
 
 static void test_zero_threads_means_one(void)
 {
 	int fd;
-	struct auth_pool *pool = auth_pool_new(0, &fd);
+	struct workpool *pool = auth_pool_new(0, &fd);
 	CHECK(pool != NULL);
 	if (pool == NULL)
 		return;
@@ -158,7 +158,7 @@ static void test_zero_threads_means_one(void)
 	CHECK_INT(collect(pool, fd, &job, 1), 1);
 	CHECK(job != NULL && job->result == PASSWORD_MATCH);
 	auth_job_free(&job);
-	auth_pool_free(&pool);
+	workpool_free(&pool);
 }
 
 int main(void)

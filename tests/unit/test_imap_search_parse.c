@@ -158,6 +158,11 @@ static const struct pcase cases[] = {
 	{ "NEW OLD RECENT", "(AND (NEW) (OLD) (RECENT))" },
 	{ "KEYWORD $Work UNKEYWORD Junk", "(AND (KEYWORD \"$Work\") (UNKEYWORD \"Junk\"))" },
 	{ "LARGER 0 SMALLER 4294967295", "(AND (LARGER 0) (SMALLER 4294967295))" },
+	/* Numbers are capped by digits before value: leading zeros count. */
+	{ "LARGER 0000000001", "(AND (LARGER 1))" },
+	{ "LARGER 00000000001", "BAD: Search key LARGER needs a number, not 00000000001" },
+	{ "MODSEQ 0000000000000000001", "(AND (MODSEQ 1)) +MODSEQ" },
+	{ "MODSEQ 00000000000000000001", "BAD: Search key MODSEQ needs a mod-sequence" },
 	{ "OLDER 1 YOUNGER 86400", "(AND (OLDER 1) (YOUNGER 86400))" },
 	{ "BEFORE 1-Feb-1994", "(AND (BEFORE 8797))" },
 	{ "ON 01-feb-1994 SINCE \"1-FEB-1994\"", "(AND (ON 8797) (SINCE 8797))" },
