@@ -62,3 +62,11 @@ char *xasprintf(const char *fmt, ...)
 	va_end(ap);
 	return p;
 }
+
+void *xmemdup(const void *p, size_t size)
+{
+	void *copy = xmalloc(size);
+	if (size > 0)
+		memcpy(copy, p, size);
+	return copy;
+}

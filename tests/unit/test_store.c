@@ -1,5 +1,6 @@
 /* Tests for the mail store (src/store/store.h) on the SQLite backend. Each
  * test works in a fresh directory under /tmp. */
+#include "core/xalloc.h"
 #include "harness.h"
 #include "store/store.h"
 
@@ -1760,6 +1761,127 @@ static void test_count_by_hash(void)
 	dir_cleanup();
 }
 
+/* A large mailbox's view is read once per handle and copied while the
+ * mailbox is unchanged (message.c VIEW_CACHE_MIN): every kind of change
+ * made through another handle (another worker) must still be seen, and a
+ * caller's changes to its copy must not leak into the next load. */
+static bool views_equal(const struct store_view *a, const struct store_view *b)
+{
+	if (a->count != b->count || a->uidnext != b->uidnext || a->highestmodseq != b->highestmodseq)
+		return false;
+	/* Field by field: struct padding is not part of the value. */
+	for (size_t i = 0; i < a->count; i++) {
+		const struct store_msg *x = &a->msgs[i], *y = &b->msgs[i];
+		if (x->uid != y->uid || x->modseq != y->modseq || x->flags != y->flags ||
+		    x->keywords != y->keywords || x->size != y->size || x->internaldate != y->internaldate)
+			return false;
+	}
+	return true;
+}
+
+static void check_same_as_fresh_read(struct store *cached, uint64_t inbox)
+{
+	struct store *fresh = open_user("big");
+	struct store_view v, w;
+	OK(cached, store_view_load(cached, inbox, &v));
+	OK(fresh, store_view_load(fresh, inbox, &w));
+	CHECK(views_equal(&v, &w));
+	store_view_free(&v);
+	store_view_free(&w);
+	store_close(&fresh);
+}
+
+static void test_view_cache_sees_every_change(void)
+{
+	dir_setup();
+	struct store *a = open_user("big"), *b = open_user("big");
+	uint64_t inbox = mailbox_id(a, "INBOX");
+	enum { N = 10000 };
+	static const char text[] = "Subject: many\r\n\r\nthe same body\r\n";
+	struct store_append_msg *msgs = xcalloc(N, sizeof(*msgs));
+	for (size_t i = 0; i < N; i++)
+		msgs[i] = (struct store_append_msg){ .data = text, .size = sizeof(text) - 1,
+						     .flags = i % 3 ? 0 : STORE_FLAG_SEEN };
+	uint32_t uidvalidity, *uids = xcalloc(N, sizeof(*uids));
+	OK(b, store_append(b, inbox, msgs, N, &uidvalidity, uids));
+
+	struct store_view first, again;
+	OK(a, store_view_load(a, inbox, &first));
+	CHECK_INT(first.count, N);
+	uint32_t flags0 = first.msgs[0].flags;
+	first.msgs[0].flags ^= STORE_FLAG_FLAGGED;
+	OK(a, store_view_load(a, inbox, &again));
+	CHECK_INT(again.msgs[0].flags, flags0);
+	store_view_free(&first);
+	store_view_free(&again);
+	check_same_as_fresh_read(a, inbox);
+
+	struct store_flags_result fr;
+	struct store_uid_range r = { uids[5], uids[5] };
+	OK(b, store_flags_update(b, inbox, &r, 1, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, NULL, 0, 0, &fr));
+	store_flags_result_free(&fr);
+	check_same_as_fresh_read(a, inbox);
+
+	const char *kw = "$Important";
+	r = (struct store_uid_range){ uids[N - 1], uids[N - 1] };
+	OK(b, store_flags_update(b, inbox, &r, 1, STORE_FLAGS_ADD, 0, &kw, 1, 0, &fr));
+	store_flags_result_free(&fr);
+	check_same_as_fresh_read(a, inbox);
+
+	r = (struct store_uid_range){ uids[7], uids[8] };
+	OK(b, store_flags_update(b, inbox, &r, 1, STORE_FLAGS_ADD, STORE_FLAG_DELETED, NULL, 0, 0, &fr));
+	store_flags_result_free(&fr);
+	struct store_uid_list ex = { 0 };
+	OK(b, store_expunge(b, inbox, &r, 1, &ex));
+	CHECK_INT(ex.count, 2);
+	store_uid_list_free(&ex);
+	check_same_as_fresh_read(a, inbox);
+	struct store_view after;
+	OK(a, store_view_load(a, inbox, &after));
+	CHECK_INT(after.count, N - 2);
+	store_view_free(&after);
+
+	append_text(b, inbox, "Subject: one more\r\n\r\nx\r\n", 0);
+	check_same_as_fresh_read(a, inbox);
+	OK(a, store_view_load(a, inbox, &after));
+	CHECK_INT(after.count, N - 1);
+	store_view_free(&after);
+
+	/* Proof that loads are served from what was kept, and brought up to
+	 * date by the changes only: a row changed behind the store's back
+	 * (no new modseq) stays unseen through a's loads, before and after
+	 * another message's change, while a fresh handle reads it. */
+	char path[512];
+	sqlite3 *db;
+	snprintf(path, sizeof(path), "%s/users/big/index.db", data_dir);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	char sql[128];
+	snprintf(sql, sizeof(sql), "UPDATE messages SET size = 4242 WHERE uid = %u", uids[100]);
+	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	r = (struct store_uid_range){ uids[200], uids[200] };
+	OK(b, store_flags_update(b, inbox, &r, 1, STORE_FLAGS_ADD, STORE_FLAG_ANSWERED, NULL, 0, 0, &fr));
+	store_flags_result_free(&fr);
+	struct store *fresh = open_user("big");
+	struct store_view v, w;
+	OK(a, store_view_load(a, inbox, &v));
+	OK(fresh, store_view_load(fresh, inbox, &w));
+	/* Two messages before them were expunged above. */
+	CHECK(v.msgs[98].uid == uids[100] && w.msgs[98].uid == uids[100]);
+	CHECK(v.msgs[98].size != 4242);
+	CHECK_INT(w.msgs[98].size, 4242);
+	CHECK(v.msgs[198].uid == uids[200] && (v.msgs[198].flags & STORE_FLAG_ANSWERED));
+	store_view_free(&v);
+	store_view_free(&w);
+	store_close(&fresh);
+
+	free(msgs);
+	free(uids);
+	store_close(&a);
+	store_close(&b);
+	dir_cleanup();
+}
+
 int main(void)
 {
 	RUN(test_open_invalid_user);
@@ -1794,6 +1916,7 @@ int main(void)
 	RUN(test_error_names);
 	RUN(test_set_uidvalidity);
 	RUN(test_append_given_uids);
+	RUN(test_view_cache_sees_every_change);
 	RUN(test_count_by_hash);
 	return harness_finish();
 }

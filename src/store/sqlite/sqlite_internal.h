@@ -38,11 +38,23 @@ struct store {
 	char errtext[512];
 
 	struct store_stmt_slot stmts[STORE_STMT_CACHE];
+
+	/* The messages of the last large mailbox store_view_load read, and
+	 * the state they were read at (message.c view_cache_*). */
+	struct view_cache {
+		uint64_t mailbox_id;
+		uint32_t uidvalidity, uidnext;
+		uint64_t highestmodseq;
+		struct store_msg *msgs;
+		size_t count;
+	} view_cache;
 };
 
 struct store_blob {
 	struct blob_writer *writer;
 };
+
+void view_cache_clear(struct store *st);
 
 /* One mailbox row. */
 struct mbox_row {

@@ -823,6 +823,7 @@ void store_close(struct store **stp)
 		return;
 	*stp = NULL;
 	store_batch_rollback(st);
+	view_cache_clear(st);
 	for (size_t i = 0; i < STORE_STMT_CACHE && st->stmts[i].sql != NULL; i++)
 		(void)sqlite3_finalize(st->stmts[i].stmt);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
