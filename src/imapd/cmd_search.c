@@ -45,6 +45,7 @@ struct search_run {
 static void run_free(struct search_run *run)
 {
 	ev_timer_stop(run->s->ctx->loop, &run->timer);
+	search_plan_deinit(&run->plan);
 	search_query_free(&run->query);
 	free(run->results);
 	free(run->tag);

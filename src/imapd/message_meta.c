@@ -3,6 +3,7 @@
 #include "core/xalloc.h"
 #include "imap/bodystructure.h"
 #include "imap/envelope.h"
+#include "imapd/search_text.h"
 #include "mime/mime.h"
 
 #include <stdio.h>
@@ -32,12 +33,14 @@ void message_meta_compute(const char *data, size_t len, struct store_message_met
 	imap_write_bodystructure(&body, root, data, false);
 	bool bare = has_bare_lf(data, len);
 	uint64_t imap_size = bare ? (uint64_t)root->header_size + root->body_size : len;
+	struct store_search_text *search = search_text_compute(root, data);
 	mime_free(&root);
 	*meta_r = (struct store_message_meta){
 		.envelope = buf_steal(&envelope),
 		.bodystructure = buf_steal(&bodystructure),
 		.body = buf_steal(&body),
 		.extra = xasprintf(EXTRA_PREFIX "size=%llu bare_lf=%d", (unsigned long long)imap_size, bare),
+		.search = search,
 	};
 	meta_r->extra_len = strlen(meta_r->extra);
 }

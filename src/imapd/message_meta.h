@@ -1,6 +1,7 @@
 /* What postern computes once per message when it is stored (APPEND, LMTP,
  * deliver, import) and caches with it: ENVELOPE, BODYSTRUCTURE and BODY as
- * FETCH prints them, and a few facts FETCH needs without reading the body. */
+ * FETCH prints them, a few facts FETCH needs without reading the body, and
+ * the text SEARCH looks up in the store's search index. */
 #ifndef POSTERN_IMAPD_MESSAGE_META_H
 #define POSTERN_IMAPD_MESSAGE_META_H
 

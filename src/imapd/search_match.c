@@ -1,6 +1,7 @@
 /* SEARCH evaluation: one message at a time, loading what the keys need. */
 #include "imapd/search_match.h"
 
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "mime/mime.h"
 
@@ -10,206 +11,6 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-/* ---- case folding ---------------------------------------------------- */
-
-/* Simple case folding (Unicode CaseFolding.txt, status C and S) for the
- * scripts mail in European languages uses. Written as ranges rather than
- * a table: most blocks alternate upper/lower or sit at a fixed distance. */
-static uint32_t fold_cp(uint32_t c)
-{
-	if (c < 0x80)
-		return c >= 'A' && c <= 'Z' ? c + 32 : c;
-	if (c < 0x100) {
-		if (c == 0xb5)
-			return 0x3bc;			/* micro sign: Greek mu */
-		if (c >= 0xc0 && c <= 0xde && c != 0xd7)
-			return c + 32;
-		return c;
-	}
-	if (c < 0x180) {			/* Latin Extended-A */
-		if (c == 0x130)
-			return 'i';		/* dotted capital I: fold to i for matching */
-		if (c == 0x178)
-			return 0xff;
-		if (c == 0x17f)
-			return 's';		/* long s */
-		if ((c >= 0x100 && c <= 0x137 && c != 0x131) || (c >= 0x14a && c <= 0x177))
-			return c | 1;
-		if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e))
-			return (c & 1) ? c + 1 : c;
-		return c;
-	}
-	if (c < 0x250) {			/* Latin Extended-B, regular parts */
-		if (c == 0x1c4 || c == 0x1c5)
-			return 0x1c6;
-		if (c == 0x1c7 || c == 0x1c8)
-			return 0x1c9;
-		if (c == 0x1ca || c == 0x1cb)
-			return 0x1cc;
-		if (c == 0x1f1 || c == 0x1f2)
-			return 0x1f3;
-		if (c >= 0x1cd && c <= 0x1dc)
-			return (c & 1) ? c + 1 : c;
-		if ((c >= 0x1de && c <= 0x1ef) || c == 0x1f4 || (c >= 0x1f8 && c <= 0x21f) ||
-		    (c >= 0x222 && c <= 0x233) || (c >= 0x246 && c <= 0x24f))
-			return c | 1;
-		return c;
-	}
-	if (c >= 0x345 && c < 0x400) {		/* Greek */
-		switch (c) {
-		case 0x345: return 0x3b9;
-		case 0x37f: return 0x3f3;
-		case 0x386: return 0x3ac;
-		case 0x38c: return 0x3cc;
-		case 0x38e: case 0x38f: return c + 63;
-		case 0x3c2: return 0x3c3;	/* final sigma */
-		case 0x3cf: return 0x3d7;
-		case 0x3d0: return 0x3b2;
-		case 0x3d1: return 0x3b8;
-		case 0x3d5: return 0x3c6;
-		case 0x3d6: return 0x3c0;
-		case 0x3f0: return 0x3ba;
-		case 0x3f1: return 0x3c1;
-		case 0x3f4: return 0x3b8;
-		case 0x3f5: return 0x3b5;
-		case 0x3f7: return 0x3f8;
-		case 0x3f9: return 0x3f2;
-		case 0x3fa: return 0x3fb;
-		case 0x3fd: case 0x3fe: case 0x3ff: return c - 130;
-		default: break;
-		}
-		if (c >= 0x388 && c <= 0x38a)
-			return c + 37;
-		if ((c >= 0x391 && c <= 0x3a1) || (c >= 0x3a3 && c <= 0x3ab))
-			return c + 32;
-		if (c >= 0x3d8 && c <= 0x3ef)
-			return c | 1;
-		return c;
-	}
-	if (c >= 0x400 && c < 0x530) {		/* Cyrillic and Supplement */
-		if (c <= 0x40f)
-			return c + 80;
-		if (c <= 0x42f)
-			return c + 32;
-		if (c == 0x4c0)
-			return 0x4cf;
-		if ((c >= 0x460 && c <= 0x481) || (c >= 0x48a && c <= 0x4bf) || (c >= 0x4d0 && c <= 0x52f))
-			return c | 1;
-		if (c >= 0x4c1 && c <= 0x4ce)
-			return (c & 1) ? c + 1 : c;
-		return c;
-	}
-	if (c >= 0x531 && c <= 0x556)		/* Armenian */
-		return c + 48;
-	if (c >= 0x1e00 && c < 0x1f00) {	/* Latin Extended Additional */
-		if (c == 0x1e9b)
-			return 0x1e61;
-		if (c == 0x1e9e)
-			return 0xdf;		/* capital sharp s */
-		if (c <= 0x1e95 || (c >= 0x1ea0 && c <= 0x1eff))
-			return c | 1;
-		return c;
-	}
-	if (c >= 0x1f00 && c < 0x1f70) {	/* Greek Extended: capitals sit 8 above */
-		unsigned low = c & 0xf;
-		unsigned row = (c >> 4) & 0xf;
-		if (low >= 8 && (row == 0 || row == 2 || row == 3 || row == 6))
-			return c - 8;
-		if (low >= 8 && low <= 0xd && (row == 1 || row == 4))
-			return c - 8;
-		if (row == 5 && (c == 0x1f59 || c == 0x1f5b || c == 0x1f5d || c == 0x1f5f))
-			return c - 8;
-		return c;
-	}
-	switch (c) {
-	case 0x2126: return 0x3c9;		/* ohm sign */
-	case 0x212a: return 'k';		/* kelvin sign */
-	case 0x212b: return 0xe5;		/* angstrom sign */
-	default: break;
-	}
-	if (c >= 0xff21 && c <= 0xff3a)		/* fullwidth Latin */
-		return c + 32;
-	return c;
-}
-
-/* Decodes one UTF-8 sequence at in[0..len); returns its length, or 0 when
- * the bytes are not a valid (shortest-form, non-surrogate) sequence. */
-static size_t utf8_decode(const unsigned char *in, size_t len, uint32_t *cp_r)
-{
-	unsigned char b = in[0];
-	size_t n;
-	uint32_t cp, min;
-	if (b < 0x80) {
-		*cp_r = b;
-		return 1;
-	} else if (b >= 0xc2 && b <= 0xdf) {
-		n = 2, cp = b & 0x1f, min = 0x80;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		n = 3, cp = b & 0x0f, min = 0x800;
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		n = 4, cp = b & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((in[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (in[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*cp_r = cp;
-	return n;
-}
-
-static void utf8_encode(uint32_t cp, struct buf *out)
-{
-	char b[4];
-	size_t n;
-	if (cp < 0x80) {
-		b[0] = (char)cp, n = 1;
-	} else if (cp < 0x800) {
-		b[0] = (char)(0xc0 | (cp >> 6)), b[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | (cp >> 12)), b[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-	} else {
-		b[0] = (char)(0xf0 | (cp >> 18)), b[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), b[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-	}
-	buf_append(out, b, n);
-}
-
-void search_fold(const char *in, size_t len, struct buf *out)
-{
-	const unsigned char *p = (const unsigned char *)in;
-	buf_reserve(out, len);
-	size_t i = 0;
-	while (i < len) {
-		/* ASCII runs are the common case: fold them without decoding. */
-		if (p[i] < 0x80) {
-			buf_append_char(out, (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]));
-			i++;
-			continue;
-		}
-		uint32_t cp;
-		size_t n = utf8_decode(p + i, len - i, &cp);
-		if (n == 0) {
-			buf_append_char(out, (char)p[i]);
-			i++;
-			continue;
-		}
-		uint32_t folded = fold_cp(cp);
-		if (folded == cp)
-			buf_append(out, p + i, n);
-		else
-			utf8_encode(folded, out);
-		i += n;
-	}
-}
 
 /* ---- RFC 5322 dates -------------------------------------------------- */
 
@@ -298,7 +99,7 @@ int search_parse_sent_date(const char *value, size_t len, int64_t *day_r)
 /* What evaluating a key costs, in the order keys are tried. */
 enum key_cost {
 	COST_VIEW,	/* from the selected view in memory */
-	COST_INDEX,	/* one index row (the save date) */
+	COST_INDEX,	/* one index row (the save date), or the search index */
 	COST_HEADER,	/* the message file, mapped and parsed */
 	COST_BODY,	/* and its text parts decoded */
 };
@@ -332,6 +133,25 @@ static void saved_as_uids(const struct selected *sel, struct search_key *key)
 	}
 	/* Built sorted and disjoint, with no '*' to resolve. */
 	key->set.sorted = true;
+}
+
+/* The store field that answers key, or -1. Only needles the index gives
+ * the matcher's own answer for: no NUL (the header cache joins a field's
+ * instances with NUL), and for full text exact trigram phrases (at least
+ * 3 characters of UTF-8 the tokenizer reads losslessly). */
+static int index_field(const struct search_key *key)
+{
+	if (key->type == SEARCH_HEADER) {
+		if (memchr(key->str, '\0', key->str_len) != NULL)
+			return -1;
+		return search_text_field_id(key->field, strlen(key->field));
+	}
+	if (key->type != SEARCH_BODY && key->type != SEARCH_TEXT)
+		return -1;
+	size_t chars;
+	if (!search_text_indexable(key->str, key->str_len, &chars) || chars < 3)
+		return -1;
+	return key->type == SEARCH_BODY ? STORE_SEARCH_BODY : STORE_SEARCH_TEXT;
 }
 
 static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
@@ -414,11 +234,11 @@ static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
 		return COST_HEADER;
 	case SEARCH_HEADER:
 		fold_needle(key);
-		return COST_HEADER;
+		return index_field(key) >= 0 ? COST_INDEX : COST_HEADER;
 	case SEARCH_BODY:
 	case SEARCH_TEXT:
 		fold_needle(key);
-		return COST_BODY;
+		return index_field(key) >= 0 ? COST_INDEX : COST_BODY;
 	case SEARCH_ALL:
 	case SEARCH_FLAG:
 	case SEARCH_UNFLAG:
@@ -439,11 +259,65 @@ static enum key_cost plan_key(struct search_plan *plan, struct search_key *key)
 	return COST_BODY;
 }
 
+static void collect_indexed(struct search_plan *plan, const struct search_key *key, size_t *cap)
+{
+	for (size_t i = 0; i < key->child_count; i++)
+		collect_indexed(plan, key->children[i], cap);
+	int field = index_field(key);
+	if (field < 0)
+		return;
+	if (plan->indexed_count == *cap) {
+		*cap = *cap ? *cap * 2 : 4;
+		plan->indexed = xrealloc(plan->indexed, *cap * sizeof(*plan->indexed));
+	}
+	plan->indexed[plan->indexed_count++] = (struct search_index_key){
+		.key = key,
+		.term = { .field = (enum store_search_field)field, .needle = key->str,
+			  .needle_len = key->str_len },
+	};
+}
+
+/* Index trouble costs speed, never answers: every message is read. */
+static void lookup_indexed(struct search_plan *plan)
+{
+	size_t count = plan->indexed_count;
+	struct store_search_term *terms = xcalloc(count, sizeof(*terms));
+	for (size_t i = 0; i < count; i++)
+		terms[i] = plan->indexed[i].term;
+	if (store_search_index(plan->store, plan->sel->mailbox_id, terms, count, &plan->coverage) < 0) {
+		const char *text;
+		store_last_error(plan->store, &text);
+		log_msg(LOG_WARN, "search_index", "index lookup failed, reading messages: %s", text);
+		free(plan->indexed);
+		plan->indexed = NULL;
+		plan->indexed_count = 0;
+	} else {
+		for (size_t i = 0; i < count; i++)
+			plan->indexed[i].term.matches = terms[i].matches;
+	}
+	free(terms);
+}
+
 void search_plan_init(struct search_plan *plan, struct search_query *query, struct store *store,
 		      const struct selected *sel, int64_t now)
 {
 	*plan = (struct search_plan){ .query = query, .store = store, .sel = sel, .now = now };
+	/* Needles are folded by the plan; the index holds folded text. */
 	plan_key(plan, query->root);
+	size_t cap = 0;
+	collect_indexed(plan, query->root, &cap);
+	if (plan->indexed_count > 0)
+		lookup_indexed(plan);
+}
+
+void search_plan_deinit(struct search_plan *plan)
+{
+	for (size_t i = 0; i < plan->indexed_count; i++)
+		store_uid_list_free(&plan->indexed[i].term.matches);
+	free(plan->indexed);
+	plan->indexed = NULL;
+	plan->indexed_count = 0;
+	store_search_coverage_free(&plan->coverage);
 }
 
 /* ---- one message ------------------------------------------------------ */
@@ -561,31 +435,6 @@ static bool name_is(const struct mime_header_field *f, const char *name)
 	return strlen(name) == f->name_len && strncasecmp(f->name, name, f->name_len) == 0;
 }
 
-/* The field's value, raw (unfolded) and RFC 2047 decoded, folded. */
-static void append_field_text(const struct mime_header_field *f, struct buf *out)
-{
-	struct buf raw = BUF_INIT, decoded = BUF_INIT;
-	mime_header_unfold(f->value, f->value_len, &raw);
-	search_fold(raw.data ? raw.data : "", raw.len, out);
-	buf_append_char(out, '\n');
-	(void)mime_decode_header_value(f->value, f->value_len, &decoded);
-	search_fold(decoded.data ? decoded.data : "", decoded.len, out);
-	buf_append_char(out, '\n');
-	buf_free(&raw);
-	buf_free(&decoded);
-}
-
-static void append_header_text(const struct mime_part *part, const char *data, struct buf *out)
-{
-	size_t pos = 0;
-	struct mime_header_field f;
-	while (mime_header_next(part, data, &pos, &f) > 0) {
-		search_fold(f.name, f.name_len, out);
-		buf_append_str(out, ": ");
-		append_field_text(&f, out);
-	}
-}
-
 static bool match_header(struct msg_state *m, const struct search_key *key)
 {
 	if (!load_file(m))
@@ -604,38 +453,11 @@ static bool match_header(struct msg_state *m, const struct search_key *key)
 			break;
 		}
 		buf_clear(&text);
-		append_field_text(&f, &text);
+		search_text_field(&f, &text);
 		found = text.len > 0 && memmem(text.data, text.len, key->str, key->str_len) != NULL;
 	}
 	buf_free(&text);
 	return found;
-}
-
-/* Body text of part and what it contains: text leaves decoded to UTF-8;
- * an encapsulated message contributes its header too, since it is part
- * of the outer message's body. Non-text leaves (images, archives) are
- * skipped: their bytes mean nothing as text. */
-static void append_body_text(const struct mime_part *part, const char *data, struct buf *out)
-{
-	if (part->flags & MIME_PART_MULTIPART) {
-		for (const struct mime_part *c = part->children; c != NULL; c = c->next)
-			append_body_text(c, data, out);
-		return;
-	}
-	if (part->flags & MIME_PART_MESSAGE) {
-		for (const struct mime_part *c = part->children; c != NULL; c = c->next) {
-			append_header_text(c, data, out);
-			append_body_text(c, data, out);
-		}
-		return;
-	}
-	if (strcmp(part->type, "text") != 0)
-		return;
-	struct buf decoded = BUF_INIT;
-	(void)mime_body_to_utf8(part, data, &decoded);
-	search_fold(decoded.data ? decoded.data : "", decoded.len, out);
-	buf_append_char(out, '\n');
-	buf_free(&decoded);
 }
 
 static bool contains(const struct buf *hay, const struct search_key *key)
@@ -651,7 +473,7 @@ static bool match_body(struct msg_state *m, const struct search_key *key)
 		return false;
 	if (!m->body_loaded) {
 		m->body_loaded = true;
-		append_body_text(m->root, m->data, &m->body_text);
+		search_text_body(m->root, m->data, &m->body_text);
 	}
 	return contains(&m->body_text, key);
 }
@@ -662,9 +484,41 @@ static bool match_text(struct msg_state *m, const struct search_key *key)
 		return false;
 	if (!m->header_loaded) {
 		m->header_loaded = true;
-		append_header_text(m->root, m->data, &m->header_text);
+		search_text_header(m->root, m->data, &m->header_text);
 	}
 	return contains(&m->header_text, key) || match_body(m, key);
+}
+
+static bool uid_listed(const struct store_uid_list *list, uint32_t uid)
+{
+	size_t lo = 0, hi = list->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (list->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < list->count && list->uids[lo] == uid;
+}
+
+/* From the index when it covers this message; otherwise (stored before
+ * the index, not indexable, or gone from the store) by reading it. */
+static bool index_answer(struct msg_state *m, const struct search_key *key,
+			 bool (*read)(struct msg_state *, const struct search_key *))
+{
+	const struct search_plan *plan = m->plan;
+	for (size_t i = 0; i < plan->indexed_count; i++) {
+		const struct search_index_key *ik = &plan->indexed[i];
+		if (ik->key != key)
+			continue;
+		const struct store_uid_list *covered = ik->term.field < STORE_SEARCH_HEADER_FIELDS
+			? &plan->coverage.headers : &plan->coverage.text;
+		if (!uid_listed(covered, m->msg->uid))
+			break;
+		return uid_listed(&ik->term.matches, m->msg->uid);
+	}
+	return read(m, key);
 }
 
 static uint32_t store_flag_bit(enum search_flag flag)
@@ -769,11 +623,11 @@ static bool eval(struct msg_state *m, const struct search_key *key)
 		/* No threads (THREADID is NIL): nothing matches. */
 		return false;
 	case SEARCH_HEADER:
-		return match_header(m, key);
+		return index_answer(m, key, match_header);
 	case SEARCH_BODY:
-		return match_body(m, key);
+		return index_answer(m, key, match_body);
 	case SEARCH_TEXT:
-		return match_text(m, key);
+		return index_answer(m, key, match_text);
 	}
 	return false;
 }

@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "imap/search_parse.h"
+#include "imapd/search_text.h"
 #include "imapd/selected.h"
 #include "store/store.h"
 
@@ -24,8 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A text key the store's search index answers, for the messages it
+ * covers. */
+struct search_index_key {
+	const struct search_key *key;
+	struct store_search_term term;	/* needle borrowed from key->str */
+};
+
 /* A query made ready for one mailbox: needles folded, sequence sets
- * resolved, keywords looked up, keys ordered by cost. */
+ * resolved, keywords looked up, index lookups done, keys ordered by cost. */
 struct search_plan {
 	struct search_query *query;	/* borrowed, changed in place by the plan */
 	struct store *store;
@@ -34,13 +42,22 @@ struct search_plan {
 	/* IMAP4rev2 enabled: no message is \Recent (RFC 9051 Appendix E),
 	 * so RECENT and NEW match nothing and OLD everything. */
 	bool no_recent;
+	struct search_index_key *indexed;	/* keys answered from the index */
+	size_t indexed_count;
+	struct store_search_coverage coverage;	/* messages the index answers for */
 	unsigned bodies_opened;		/* messages whose file was read so far */
 	int errno_failure;		/* an ERROR not from the store (mmap): errno */
 };
 
-/* Prepares query for sel (which must not change while the plan is used). */
+/* Prepares query for sel (which must not change while the plan is used).
+ * Keys the store's search index can answer (FROM, TO, CC, BCC, SUBJECT
+ * and HEADER of those fields; BODY and TEXT of 3 characters or more) are
+ * looked up here, in one store call that may block for a full scan of the
+ * index; messages the index does not cover are read as before. When the
+ * index fails, every message is read (logged, not an error). */
 void search_plan_init(struct search_plan *plan, struct search_query *query, struct store *store,
 		      const struct selected *sel, int64_t now);
+void search_plan_deinit(struct search_plan *plan);
 
 enum search_match_result {
 	SEARCH_MATCH_NO = 0,
@@ -54,13 +71,6 @@ enum search_match_result {
 
 /* Evaluates the plan against sel->msgs[index]. */
 enum search_match_result search_match_message(struct search_plan *plan, size_t index);
-
-/* Appends text case-folded for matching: Unicode simple case folding for
- * Latin (with Extended-A, -B and Additional), Greek, Cyrillic, Armenian and
- * fullwidth Latin; other code points unchanged. Bytes that are not valid
- * UTF-8 are copied as they are, so raw 8-bit header text can still match
- * itself. */
-void search_fold(const char *in, size_t len, struct buf *out);
 
 /* The day (days since 1970-01-01) written in an RFC 5322 Date: value,
  * disregarding time and zone (RFC 3501 6.4.4 SENTON: "disregarding time

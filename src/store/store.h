@@ -290,6 +290,10 @@ struct store_message_meta {
 	char *body;
 	void *extra;
 	size_t extra_len;
+	/* What SEARCH may answer from the index (see "Search index" below);
+	 * NULL: nothing, the message is searched by reading it. Used by
+	 * store_append only; store_message_meta_get leaves it NULL. */
+	struct store_search_text *search;
 };
 void store_message_meta_free(struct store_message_meta *meta);
 
@@ -419,6 +423,69 @@ int store_message_meta_get(struct store *st, uint64_t mailbox_id, uint32_t uid,
  * read it; the file never changes). */
 int store_message_open(struct store *st, uint64_t mailbox_id, uint32_t uid, int *fd_r,
 		       size_t *size_r);
+
+/* --- Search index -------------------------------------------------------
+ * The text SEARCH matches, prepared by the caller at delivery (already
+ * decoded and case-folded: the store compares bytes and knows no folding)
+ * and kept with the body, so copies share it and it goes with the body's
+ * last reference. Two parts:
+ * - header fields: for each of From, To, Cc, Bcc, Subject the text of
+ *   every instance of the field, joined by NUL bytes (an instance's text
+ *   may hold NULs itself; a needle without NUL cannot match across the
+ *   joint). NULL: the message has no such field.
+ * - full text (SQLite FTS5, trigram tokenizer, case-sensitive): head and
+ *   body, each valid UTF-8 without NUL, U+FFFE or U+FFFF, so that a phrase
+ *   query of a string of 3 or more characters is an exact substring test.
+ *   NULL (both): this message's text is not in the full-text index.
+ * Messages stored without it (before schema 2, or with meta->search NULL)
+ * have no rows; store_search_index reports which messages are covered so
+ * the caller reads the others. */
+enum store_search_field {
+	STORE_SEARCH_FROM,
+	STORE_SEARCH_TO,
+	STORE_SEARCH_CC,
+	STORE_SEARCH_BCC,
+	STORE_SEARCH_SUBJECT,
+	STORE_SEARCH_BODY,	/* full text: the body column */
+	STORE_SEARCH_TEXT,	/* full text: head or body (a match never spans both) */
+};
+/* The header fields are the enum's first values. */
+#define STORE_SEARCH_HEADER_FIELDS 5
+
+struct store_search_text {
+	char *fields[STORE_SEARCH_HEADER_FIELDS];
+	size_t field_lens[STORE_SEARCH_HEADER_FIELDS];
+	char *head;			/* NUL-terminated, head_len bytes */
+	size_t head_len;
+	char *body;
+	size_t body_len;
+};
+/* Frees *text and its strings, sets *text to NULL; accepts NULL. */
+void store_search_text_free(struct store_search_text **text);
+
+/* One lookup. needle is folded like the stored text. Header fields:
+ * needle holds no NUL; an empty needle matches every message that has the
+ * field (RFC 3501 6.4.4 HEADER). BODY and TEXT: needle is valid UTF-8
+ * without NUL, U+FFFE or U+FFFF, of at least 3 characters. */
+struct store_search_term {
+	enum store_search_field field;
+	const char *needle;
+	size_t needle_len;
+	struct store_uid_list matches;	/* out: covered messages that match */
+};
+
+/* Which messages of a mailbox the index covers, from the same snapshot as
+ * the terms' matches. */
+struct store_search_coverage {
+	struct store_uid_list headers;	/* header fields cached */
+	struct store_uid_list text;	/* in the full-text index */
+};
+void store_search_coverage_free(struct store_search_coverage *cov);
+
+/* Answers every term for the mailbox from one read snapshot. On failure
+ * nothing is left to free (terms' matches are empty). */
+int store_search_index(struct store *st, uint64_t mailbox_id, struct store_search_term *terms,
+		       size_t count, struct store_search_coverage *cov_r);
 
 /* --- Batches and maintenance ------------------------------------------- */
 

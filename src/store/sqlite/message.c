@@ -307,6 +307,8 @@ static int blob_attach(struct store *st, struct blob_writer *w, const struct sto
 			   meta->bodystructure, meta->body, meta->extra, meta->extra_len, id) < 0) {
 		return -1;
 	}
+	if (meta->search != NULL && search_rows_add(st, id, meta->search) < 0)
+		return -1;
 	*blob_id_r = id;
 	return 0;
 }
@@ -1025,6 +1027,7 @@ void store_message_meta_free(struct store_message_meta *meta)
 	free(meta->bodystructure);
 	free(meta->body);
 	free(meta->extra);
+	store_search_text_free(&meta->search);
 	memset(meta, 0, sizeof(*meta));
 }
 

@@ -119,6 +119,10 @@ int mbox_name_check(struct store *st, const char *name, char out[STORE_MAX_NAME_
 int mbox_insert(struct store *st, const char *name, enum store_special_use special_use,
 		uint32_t uidnext, uint64_t highestmodseq, uint64_t *id_r);
 
+/* Search index (search.c): the rows of a body just attached, in the open
+ * transaction; nothing if it has them already. */
+int search_rows_add(struct store *st, int64_t blob_id, const struct store_search_text *text);
+
 /* Message helpers (message.c). */
 int msg_log_expunged(struct store *st, uint64_t mailbox_id, uint64_t count);
 

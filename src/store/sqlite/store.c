@@ -27,7 +27,7 @@
 
 #include <openssl/rand.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Version 1. Choices:
  * - messages is WITHOUT ROWID, clustered on (mailbox_id, uid): loading a view
@@ -123,6 +123,31 @@ static const char schema_v1[] =
 	"  unseen = unseen + ((NEW.flags & 1) = 0),"
 	"  deleted = deleted + ((NEW.flags & 8) != 0),"
 	"  size = size + NEW.size WHERE id = NEW.mailbox_id;"
+	"END;";
+
+/* Version 2: the search index (store.h "Search index"). Choices:
+ * - Rows are per body (blob_id), not per message: the text is a function
+ *   of the content, so COPY, MOVE and identical deliveries share them, and
+ *   a search reaches a mailbox's messages by joining through messages,
+ *   which an expunge leaves at once. The rows go with the blobs row (the
+ *   trigger), in the transaction that drops the body's last reference.
+ * - search_headers is its own narrow table, not columns of blobs: a header
+ *   search scans it, and blobs rows carry ENVELOPE and BODYSTRUCTURE.
+ *   A row's presence is the "indexed" mark (bodies stored before version 2
+ *   have none); fts says whether search_fts has the text too.
+ * - search_fts keeps its content (a contentless table cannot delete rows
+ *   in SQLite 3.40 without the original text, which nobody keeps) but no
+ *   column sizes (no ranking is ever asked). */
+static const char schema_v2[] =
+	"CREATE TABLE search_headers ("
+	" blob_id INTEGER PRIMARY KEY,"
+	" hfrom BLOB, hto BLOB, hcc BLOB, hbcc BLOB, hsubject BLOB,"
+	" fts INTEGER NOT NULL);"
+	"CREATE VIRTUAL TABLE search_fts USING fts5(head, body,"
+	" tokenize = 'trigram case_sensitive 1', columnsize = 0);"
+	"CREATE TRIGGER blobs_delete_search AFTER DELETE ON blobs BEGIN"
+	" DELETE FROM search_headers WHERE blob_id = OLD.id;"
+	" DELETE FROM search_fts WHERE rowid = OLD.id;"
 	"END;";
 
 /* --- Errors ------------------------------------------------------------ */
@@ -677,8 +702,13 @@ static int schema_init(struct store *st)
 			goto fail;
 		version = 1;
 	}
-	/* Later versions migrate here, one step at a time:
-	 * if (version == 1) { ...; version = 2; } */
+	/* Later versions migrate here, one step at a time. Bodies stored
+	 * before version 2 get no search rows: SEARCH reads them. */
+	if (version == 1) {
+		if (exec_plain(st, schema_v2) < 0 || exec_plain(st, "PRAGMA user_version = 2") < 0)
+			goto fail;
+		version = 2;
+	}
 	if (version != SCHEMA_VERSION) {
 		store_fail(st, STORE_ERR_VERSION, "index.db has schema %lld", (long long)version);
 		goto fail;

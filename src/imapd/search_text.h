@@ -1,0 +1,62 @@
+/* The text SEARCH compares (RFC 3501 6.4.4: case-insensitive substring),
+ * built in one place for both users: the matcher (search_match.c), which
+ * builds it from a message file, and the index writer (message_meta.c),
+ * which builds it at delivery for the store's search index. Sharing the
+ * code is what makes an answer from the index the same as a scan's.
+ *
+ * Every function appends to a caller-owned buf and never fails. */
+#ifndef POSTERN_IMAPD_SEARCH_TEXT_H
+#define POSTERN_IMAPD_SEARCH_TEXT_H
+
+#include "core/buf.h"
+#include "mime/mime.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Above this many bytes of folded head and body text a message is left
+ * out of the full-text index (it is read when searched): one large text
+ * attachment would otherwise cost its size several times over in the
+ * index. */
+#define SEARCH_TEXT_INDEX_MAX (4u * 1024 * 1024)
+/* A message whose cached header field text would pass this is not put in
+ * the index at all (pathological headers). */
+#define SEARCH_TEXT_FIELD_MAX (256u * 1024)
+
+/* Appends text case-folded for matching: Unicode simple case folding for
+ * Latin (with Extended-A, -B and Additional), Greek, Cyrillic, Armenian and
+ * fullwidth Latin; other code points unchanged. Bytes that are not valid
+ * UTF-8 are copied as they are, so raw 8-bit header text can still match
+ * itself. */
+void search_fold(const char *in, size_t len, struct buf *out);
+
+/* One header field instance as HEADER matches it: the raw value
+ * (unfolded) and its RFC 2047 decoding, each folded and followed by LF. */
+void search_text_field(const struct mime_header_field *f, struct buf *out);
+/* Every field of part's header, "name: " and search_text_field: what
+ * TEXT matches besides the body. */
+void search_text_header(const struct mime_part *part, const char *data, struct buf *out);
+/* What BODY matches: every leaf of type text decoded from its transfer encoding
+ * and converted to UTF-8, plus header and body text of attached messages
+ * (message/rfc822), each folded and followed by LF. Other leaves (images,
+ * archives, application/pdf) are skipped: their bytes mean nothing as
+ * text. */
+void search_text_body(const struct mime_part *part, const char *data, struct buf *out);
+
+/* Whether text can go into, or be looked up in, the full-text index with
+ * exact substring semantics: valid UTF-8 without NUL, U+FFFE or U+FFFF
+ * (SQLite's tokenizer reads invalid bytes and those two lossily). *chars_r
+ * (optional) gets the number of characters. */
+bool search_text_indexable(const char *text, size_t len, size_t *chars_r);
+
+/* The store's field for a header field name of len bytes
+ * (case-insensitive), or -1 when the index does not cache that field. */
+int search_text_field_id(const char *name, size_t len);
+
+/* The index rows of a parsed message (store.h "Search index"): NULL when
+ * its header text is too large to cache. Owned by the caller
+ * (store_search_text_free). */
+struct store_search_text *search_text_compute(const struct mime_part *root, const char *data);
+
+#endif
