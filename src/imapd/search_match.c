@@ -149,7 +149,7 @@ static int index_field(const struct search_key *key)
 	if (key->type != SEARCH_BODY && key->type != SEARCH_TEXT)
 		return -1;
 	size_t chars;
-	if (!search_text_indexable(key->str, key->str_len, &chars) || chars < 3)
+	if (!search_text_index_needle(key->str, key->str_len, &chars) || chars < 3)
 		return -1;
 	return key->type == SEARCH_BODY ? STORE_SEARCH_BODY : STORE_SEARCH_TEXT;
 }
@@ -503,7 +503,7 @@ static bool uid_listed(const struct store_uid_list *list, uint32_t uid)
 }
 
 /* From the index when it covers this message; otherwise (stored before
- * the index, not indexable, or gone from the store) by reading it. */
+ * the index, too large for it, or gone from the store) by reading it. */
 static bool index_answer(struct msg_state *m, const struct search_key *key,
 			 bool (*read)(struct msg_state *, const struct search_key *))
 {

@@ -260,20 +260,48 @@ void search_text_body(const struct mime_part *part, const char *data, struct buf
 
 /* ---- the full-text index's conditions ------------------------------- */
 
-bool search_text_indexable(const char *text, size_t len, size_t *chars_r)
+/* What SQLite's tokenizer cannot read back exactly (NUL, U+FFFE and
+ * U+FFFF, which it reads as U+FFFD) or a needle could be made of. */
+static bool index_unsafe(uint32_t cp)
 {
-	const unsigned char *p = (const unsigned char *)text;
+	return cp == 0 || cp == 0xfffd || cp == 0xfffe || cp == 0xffff;
+}
+
+bool search_text_index_needle(const char *needle, size_t len, size_t *chars_r)
+{
+	const unsigned char *p = (const unsigned char *)needle;
 	size_t chars = 0;
 	for (size_t i = 0; i < len; chars++) {
 		uint32_t cp;
 		size_t n = utf8_decode(p + i, len - i, &cp);
-		if (n == 0 || cp == 0 || cp == 0xfffe || cp == 0xffff)
+		if (n == 0 || index_unsafe(cp))
 			return false;
 		i += n;
 	}
-	if (chars_r != NULL)
-		*chars_r = chars;
+	*chars_r = chars;
 	return true;
+}
+
+/* Why replacing is exact: a needle is valid UTF-8 free of U+FFFD, so it
+ * starts on a character boundary, the strict decoder reads its characters
+ * back as they are, and no occurrence can overlap a replacement; every
+ * occurrence in the text survives, and none is made. */
+void search_text_for_index(const char *text, size_t len, struct buf *out)
+{
+	static const char replacement[] = "\xef\xbf\xbd";	/* U+FFFD */
+	const unsigned char *p = (const unsigned char *)text;
+	buf_reserve(out, len);
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_decode(p + i, len - i, &cp);
+		if (n == 0 || index_unsafe(cp)) {
+			buf_append(out, replacement, 3);
+			i += n == 0 ? 1 : n;
+			continue;
+		}
+		buf_append(out, p + i, n);
+		i += n;
+	}
 }
 
 /* ---- index rows ------------------------------------------------------ */
@@ -316,19 +344,24 @@ static bool cache_fields(const struct mime_part *root, const char *data, struct 
 	return true;
 }
 
-/* Head and body for the full-text index, or neither when either cannot be
- * searched exactly there. */
+static char *index_copy(const struct buf *text, size_t *len_r)
+{
+	struct buf out = BUF_INIT;
+	search_text_for_index(text->data, text->len, &out);
+	*len_r = out.len;
+	return buf_steal(&out);
+}
+
+/* Head and body for the full-text index, or neither for a text too large
+ * to be worth it. */
 static void full_text(const struct mime_part *root, const char *data, struct store_search_text *out)
 {
 	struct buf head = BUF_INIT, body = BUF_INIT;
 	search_text_header(root, data, &head);
 	search_text_body(root, data, &body);
-	if (head.len + body.len <= SEARCH_TEXT_INDEX_MAX && search_text_indexable(head.data, head.len, NULL) &&
-	    search_text_indexable(body.data, body.len, NULL)) {
-		out->head_len = head.len;
-		out->head = head.len > 0 ? buf_steal(&head) : xstrdup("");
-		out->body_len = body.len;
-		out->body = body.len > 0 ? buf_steal(&body) : xstrdup("");
+	if (head.len + body.len <= SEARCH_TEXT_INDEX_MAX) {
+		out->head = index_copy(&head, &out->head_len);
+		out->body = index_copy(&body, &out->body_len);
 	}
 	buf_free(&head);
 	buf_free(&body);

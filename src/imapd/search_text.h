@@ -44,11 +44,16 @@ void search_text_header(const struct mime_part *part, const char *data, struct b
  * text. */
 void search_text_body(const struct mime_part *part, const char *data, struct buf *out);
 
-/* Whether text can go into, or be looked up in, the full-text index with
- * exact substring semantics: valid UTF-8 without NUL, U+FFFE or U+FFFF
- * (SQLite's tokenizer reads invalid bytes and those two lossily). *chars_r
- * (optional) gets the number of characters. */
-bool search_text_indexable(const char *text, size_t len, size_t *chars_r);
+/* Whether needle can be looked up in the full-text index with the
+ * matcher's answer: valid UTF-8 without NUL, U+FFFD, U+FFFE or U+FFFF.
+ * *chars_r gets its length in characters (a trigram needs 3). */
+bool search_text_index_needle(const char *needle, size_t len, size_t *chars_r);
+/* text as the full-text index stores it: every byte that is not valid
+ * UTF-8, and NUL, U+FFFE and U+FFFF, replaced by U+FFFD. For a needle
+ * search_text_index_needle accepts, "occurs in text" and "occurs in the
+ * result" are the same (SQLite's tokenizer would read invalid bytes
+ * lossily, which could make or miss matches). */
+void search_text_for_index(const char *text, size_t len, struct buf *out);
 
 /* The store's field for a header field name of len bytes
  * (case-insensitive), or -1 when the index does not cache that field. */

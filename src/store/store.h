@@ -434,8 +434,9 @@ int store_message_open(struct store *st, uint64_t mailbox_id, uint32_t uid, int 
  *   may hold NULs itself; a needle without NUL cannot match across the
  *   joint). NULL: the message has no such field.
  * - full text (SQLite FTS5, trigram tokenizer, case-sensitive): head and
- *   body, each valid UTF-8 without NUL, U+FFFE or U+FFFF, so that a phrase
- *   query of a string of 3 or more characters is an exact substring test.
+ *   body, each valid UTF-8 without NUL, U+FFFE or U+FFFF (what the
+ *   tokenizer reads back exactly), so that a phrase query of a string of 3
+ *   or more characters is an exact substring test.
  *   NULL (both): this message's text is not in the full-text index.
  * Messages stored without it (before schema 2, or with meta->search NULL)
  * have no rows; store_search_index reports which messages are covered so
@@ -466,7 +467,7 @@ void store_search_text_free(struct store_search_text **text);
 /* One lookup. needle is folded like the stored text. Header fields:
  * needle holds no NUL; an empty needle matches every message that has the
  * field (RFC 3501 6.4.4 HEADER). BODY and TEXT: needle is valid UTF-8
- * without NUL, U+FFFE or U+FFFF, of at least 3 characters. */
+ * without NUL, of at least 3 characters (fewer: STORE_ERR_INVALID). */
 struct store_search_term {
 	enum store_search_field field;
 	const char *needle;

@@ -312,3 +312,20 @@ def test_lmtp_and_deliver_are_indexed():
     c.expect_ok("SELECT INBOX")
     check(Searcher(server, c), {"FROM walrus": [1], "BODY lighthouse": [1, 2],
                                 'TEXT "inner walrus"': [2]})
+
+
+def test_raw_8bit_text_is_indexed_exactly():
+    server = make_server()
+    c = session(server)
+    # Raw Latin-1 bytes in a header and a body without a charset: not
+    # UTF-8, yet indexed (those bytes stand as U+FFFD there, which no
+    # indexed needle holds).
+    append(c, b"From: Ren\xe9 <rene@example.fr>\r\nSubject: Caf\xe9 walrus\r\n\r\n"
+              b"na\xefve lighthouse \xff\xfe inventory\r\n")
+    append(c, E1)
+    c.expect_ok("SELECT INBOX")
+    check(Searcher(server, c), {
+        'TEXT "walrus"': [1, 2], 'BODY "lighthouse"': [1, 2],
+        'BODY "lighthouse inventory"': [2], 'TEXT "ren"': [1],
+        'BODY "ve lighthouse"': [1], 'BODY "\\"hi\\" \\"there\\""': [],
+    })

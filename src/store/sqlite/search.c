@@ -163,10 +163,11 @@ static int text_lookup(struct store *st, uint64_t mailbox_id, struct store_searc
 	    memchr(term->needle, '\0', term->needle_len) != NULL)
 		return store_fail(st, STORE_ERR_INVALID, "full-text needle shorter than 3 characters");
 	char *query = fts_query(term);
-	sqlite3_stmt *stmt = db_query(st, "SELECT m.uid FROM search_fts f"
-				      " JOIN messages m ON m.blob_id = f.rowid"
-				      " WHERE search_fts MATCH ? AND m.mailbox_id = ?", "ti", query,
-				      I64(mailbox_id));
+	/* IN, not a join: with a join SQLite scans the mailbox and runs the
+	 * MATCH once per message (3 s for 2,000 messages instead of 15 ms). */
+	sqlite3_stmt *stmt = db_query(st, "SELECT uid FROM messages WHERE mailbox_id = ? AND blob_id IN"
+				      " (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)", "it",
+				      I64(mailbox_id), query);
 	int rc = stmt != NULL ? collect_uids(st, stmt, &term->matches) : -1;
 	free(query);
 	if (rc == 0 && term->matches.count > 1)
