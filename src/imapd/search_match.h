@@ -8,10 +8,13 @@
  * are folded with search_fold() and compared bytewise. Header keys look at
  * the RFC 2047 decoded value and at the raw value; BODY at the text of
  * every text part, transfer-decoded and converted to UTF-8; TEXT at the
- * header and the body.
+ * header and the body (search_text.h builds that text). Where the store's
+ * search index covers a message, those keys are answered from it instead,
+ * with the same result: it holds the same text, built by the same code.
  *
- * Blocking: search_match_message may read a message file and query the
- * index; the caller bounds how much it does per loop turn. */
+ * Blocking: search_plan_init runs the index lookups in one go;
+ * search_match_message may read a message file and query the index; the
+ * caller bounds how much it does per loop turn. */
 #ifndef POSTERN_IMAPD_SEARCH_MATCH_H
 #define POSTERN_IMAPD_SEARCH_MATCH_H
 
