@@ -2,6 +2,7 @@
 #include "cli/deliver.h"
 #include "cli/config_check.h"
 #include "cli/doctor.h"
+#include "cli/index.h"
 #include "cli/export.h"
 #include "cli/import.h"
 #include "cli/user.h"
@@ -30,6 +31,7 @@ static void usage(FILE *out)
 		"  user list [-c FILE | -f PASSWD_FILE]\n"
 		"  deliver [-c FILE] [-m MAILBOX] USER < message\n"
 		"                                  deliver one message (MDA for Postfix, Exim)\n"
+		"  index [-c FILE] USER...         put every message of USER into the full-text index now\n"
 		"  config check [-c FILE]          check the configuration and the files and ports it names\n"
 		"  doctor HOST [--port N[/tls|/starttls]]... [--cafile F] [--user U] [--json] [--timeout S]\n"
 		"                                  check an IMAP server from the outside\n"
@@ -166,6 +168,8 @@ int main(int argc, char **argv)
 		return cmd_user(argc - 1, argv + 1);
 	if (strcmp(command, "deliver") == 0)
 		return cli_deliver(argc - 1, argv + 1, DEFAULT_CONFIG);
+	if (strcmp(command, "index") == 0)
+		return cli_index(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(command, "config") == 0)
 		return cli_config(argc - 1, argv + 1, DEFAULT_CONFIG);
 	if (strcmp(command, "doctor") == 0)

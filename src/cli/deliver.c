@@ -1,4 +1,5 @@
 #include "cli/deliver.h"
+#include "cli/account.h"
 #include "auth/passwd_file.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -7,7 +8,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <grp.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,28 +20,6 @@
 static void usage(void)
 {
 	fputs("usage: postern deliver [-c FILE] [-m MAILBOX] USER < message\n", stderr);
-}
-
-/* Root would leave files in the user's store that the server, running as
- * `user`, cannot write: become that account first, as `serve` does. */
-static int drop_root(const struct config *cfg)
-{
-	if (geteuid() != 0)
-		return 0;
-	errno = 0;
-	struct passwd *pw = getpwnam(cfg->user);
-	if (pw == NULL) {
-		fprintf(stderr, "postern deliver: run as root, and the account '%s' (`user` in the "
-			"configuration) does not exist\n", cfg->user);
-		return -1;
-	}
-	if (pw->pw_uid == 0)
-		return 0;
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		fprintf(stderr, "postern deliver: cannot switch to user %s: %s\n", pw->pw_name, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* The user's directory, or the nearest existing parent that would hold it,
@@ -240,7 +218,7 @@ int cli_deliver(int argc, char **argv, const char *default_config)
 		fprintf(stderr, "postern deliver: %s: configuration not valid\n", config_path);
 		goto out;
 	}
-	if (drop_root(&cfg) < 0)
+	if (cli_become_server_user(&cfg, "deliver") < 0)
 		goto out;
 	status = deliver(&cfg, user, mailbox);
 out:

@@ -103,6 +103,7 @@ static const struct key_def key_defs[] = {
 	G("auth_cache_ttl", VAL_INT, auth_cache_ttl, 0, 86400),
 	G("auth_cache_size", VAL_INT, auth_cache_size, 1, 1000000),
 	G("delivery_threads", VAL_INT, delivery_threads, 1, 64),
+	G("search_indexer", VAL_BOOL, search_indexer, 0, 0),
 	G("log_target", VAL_LOG_TARGET, log_target, 0, 0),
 	G("log_level", VAL_LOG_LEVEL, log_level, 0, 0),
 	G("pid_file", VAL_OPT_PATH, pid_file, 0, 0),
@@ -1157,6 +1158,7 @@ void config_init_defaults(struct config *cfg)
 	cfg->auth_cache_ttl = 600;
 	cfg->auth_cache_size = 10000;
 	cfg->delivery_threads = 8;
+	cfg->search_indexer = true;
 	cfg->log_target = xstrdup("stderr");
 	cfg->log_level = xstrdup("info");
 	cfg->pid_file = NULL;

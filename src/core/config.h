@@ -83,6 +83,7 @@ struct config {
 	int auth_cache_ttl;		/* `auth_cache_ttl` seconds a verified login is trusted, default 600; 0 off */
 	int auth_cache_size;		/* `auth_cache_size`: verified logins kept per worker, default 10000 */
 	int delivery_threads;		/* `delivery_threads`: LMTP store-writing threads per worker, default 8 */
+	bool search_indexer;		/* `search_indexer`: index full text in the background, default yes */
 	char *log_target;		/* `log_target`: "stderr" (default) or "syslog" */
 	char *log_level;		/* `log_level`: debug, info (default), warn, error */
 	char *pid_file;			/* `pid_file`, default none */

@@ -9,6 +9,7 @@
 #include "imapd/imapd.h"
 #include "imapd/notify.h"
 #include "imapd/selected.h"
+#include "imapd/search_indexer.h"
 #include "imapd/store_cache.h"
 #include "metrics/metrics.h"
 #include "lmtp/lmtp.h"
@@ -281,6 +282,9 @@ static void worker_cleanup(struct worker *w)
 		ev_io_stop(w->loop, &w->delivery_io);
 		workpool_free(&w->lmtp.pool);
 	}
+	/* After the delivery threads, which may still push to it. */
+	search_indexer_free(&w->imapd.indexer);
+	w->lmtp.indexer = NULL;
 	free(w->listeners);
 	if (w->imapd.auth_pool != NULL) {
 		ev_io_stop(w->loop, &w->pool_io);
@@ -353,6 +357,12 @@ int worker_run(const struct worker_start *start)
 	}
 	ev_io_init(&w.pool_io, pool_fd, pool_cb, &w);
 	worker_setup_auth_cache(&w);
+	/* Read at start, like the thread counts: a reload does not change it.
+	 * Without the thread, searches read what the index lacks. */
+	if (w.boot_cfg->search_indexer) {
+		w.imapd.indexer = search_indexer_new(w.boot_cfg->data_dir, w.imapd.metrics);
+		w.lmtp.indexer = w.imapd.indexer;
+	}
 	if (worker_setup_delivery(&w, start) < 0) {
 		log_msg(LOG_ERROR, "worker_failed", "cannot start the delivery threads: %s", strerror(errno));
 		goto out;

@@ -11,6 +11,7 @@
  * worker's RSS (clean file pages, dropped at munmap). */
 #include "imapd/flags.h"
 #include "imapd/message_meta.h"
+#include "imapd/search_indexer.h"
 #include "imapd/selected.h"
 #include "imapd/session.h"
 #include "core/log.h"
@@ -227,8 +228,10 @@ void cmd_append(struct session *s, const struct imap_command *cmd)
 	uint32_t *uids = xcalloc(count, sizeof(uint32_t));
 	if (store_append(s->store, status.mailbox_id, msgs, count, &uidvalidity, uids) < 0)
 		session_store_error(s, cmd->tag, "APPEND");
-	else
+	else {
+		search_indexer_push(s->ctx->indexer, s->user);
 		reply_appenduid(s, cmd->tag, uidvalidity, uids, count);
+	}
 	free(uids);
 out:
 	free(msgs);

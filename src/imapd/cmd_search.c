@@ -11,6 +11,7 @@
 #include "core/xalloc.h"
 #include "imap/quote.h"
 #include "imap/search_parse.h"
+#include "imapd/search_indexer.h"
 #include "imapd/search_match.h"
 #include "imapd/selected.h"
 #include "imapd/session.h"
@@ -346,5 +347,7 @@ void cmd_search(struct session *s, const struct imap_command *cmd)
 	ev_timer_init(&run->timer, resume, run);
 	search_plan_init(&run->plan, &run->query, s->store, s->selected, (int64_t)time(NULL));
 	run->plan.no_recent = s->rev2;
+	if (search_plan_text_incomplete(&run->plan))
+		search_indexer_push(s->ctx->indexer, s->user);
 	step(run);
 }

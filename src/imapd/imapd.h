@@ -23,6 +23,7 @@ struct metrics_worker;
 struct store_cache;
 struct sync_cache;
 struct shcount;
+struct search_indexer;
 
 struct imapd_context {
 	struct ev_loop *loop;
@@ -45,6 +46,7 @@ struct imapd_context {
 	struct sync_cache *sync_cache;	/* last changes read, see selected.c */	/* open stores by user, see store_cache.h */
 	int inotify_fd;			/* change-file watches, -1 when unavailable */
 	struct notify_watch *watches;	/* one per watched user */
+	struct search_indexer *indexer;	/* the worker's full-text indexer; NULL: off */
 };
 
 /* A new session for an accepted socket on listener l. Takes over fd. */

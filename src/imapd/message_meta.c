@@ -33,7 +33,7 @@ void message_meta_compute(const char *data, size_t len, struct store_message_met
 	imap_write_bodystructure(&body, root, data, false);
 	bool bare = has_bare_lf(data, len);
 	uint64_t imap_size = bare ? (uint64_t)root->header_size + root->body_size : len;
-	struct store_search_text *search = search_text_compute(root, data);
+	struct store_search_text *search = search_text_headers(root, data);
 	mime_free(&root);
 	*meta_r = (struct store_message_meta){
 		.envelope = buf_steal(&envelope),

@@ -310,6 +310,14 @@ void search_plan_init(struct search_plan *plan, struct search_query *query, stru
 		lookup_indexed(plan);
 }
 
+bool search_plan_text_incomplete(const struct search_plan *plan)
+{
+	bool text = false;
+	for (size_t i = 0; i < plan->indexed_count; i++)
+		text |= plan->indexed[i].term.field >= STORE_SEARCH_HEADER_FIELDS;
+	return text && plan->coverage.text.count < plan->sel->count;
+}
+
 void search_plan_deinit(struct search_plan *plan)
 {
 	for (size_t i = 0; i < plan->indexed_count; i++)

@@ -61,6 +61,9 @@ struct search_plan {
 void search_plan_init(struct search_plan *plan, struct search_query *query, struct store *store,
 		      const struct selected *sel, int64_t now);
 void search_plan_deinit(struct search_plan *plan);
+/* Whether the plan has a full-text key and some message of the view is
+ * not in the full-text index (worth telling the indexer). */
+bool search_plan_text_incomplete(const struct search_plan *plan);
 
 enum search_match_result {
 	SEARCH_MATCH_NO = 0,

@@ -352,35 +352,32 @@ static char *index_copy(const struct buf *text, size_t *len_r)
 	return buf_steal(&out);
 }
 
-/* Head and body for the full-text index, or neither for a text too large
- * to be worth it. */
-static void full_text(const struct mime_part *root, const char *data, struct store_search_text *out)
-{
-	struct buf head = BUF_INIT, body = BUF_INIT;
-	search_text_header(root, data, &head);
-	search_text_body(root, data, &body);
-	if (head.len + body.len <= SEARCH_TEXT_INDEX_MAX) {
-		out->head = index_copy(&head, &out->head_len);
-		out->body = index_copy(&body, &out->body_len);
-	}
-	buf_free(&head);
-	buf_free(&body);
-}
-
-struct store_search_text *search_text_compute(const struct mime_part *root, const char *data)
+struct store_search_text *search_text_headers(const struct mime_part *root, const char *data)
 {
 	struct buf fields[STORE_SEARCH_HEADER_FIELDS] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
-	struct store_search_text *text = NULL;
-	if (cache_fields(root, data, fields)) {
-		text = xcalloc(1, sizeof(*text));
-		for (int i = 0; i < STORE_SEARCH_HEADER_FIELDS; i++) {
-			/* A field present has at least its two LFs. */
-			text->field_lens[i] = fields[i].len;
-			text->fields[i] = fields[i].len > 0 ? buf_steal(&fields[i]) : NULL;
-		}
-		full_text(root, data, text);
+	struct store_search_text *text = xcalloc(1, sizeof(*text));
+	text->fields_valid = cache_fields(root, data, fields);
+	for (int i = 0; i < STORE_SEARCH_HEADER_FIELDS && text->fields_valid; i++) {
+		/* A field present has at least its two LFs. */
+		text->field_lens[i] = fields[i].len;
+		text->fields[i] = fields[i].len > 0 ? buf_steal(&fields[i]) : NULL;
 	}
 	for (int i = 0; i < STORE_SEARCH_HEADER_FIELDS; i++)
 		buf_free(&fields[i]);
 	return text;
+}
+
+bool search_text_full(const struct mime_part *root, const char *data, struct store_search_text *text)
+{
+	struct buf head = BUF_INIT, body = BUF_INIT;
+	search_text_header(root, data, &head);
+	search_text_body(root, data, &body);
+	bool fits = head.len + body.len <= SEARCH_TEXT_INDEX_MAX;
+	if (fits) {
+		text->head = index_copy(&head, &text->head_len);
+		text->body = index_copy(&body, &text->body_len);
+	}
+	buf_free(&head);
+	buf_free(&body);
+	return fits;
 }

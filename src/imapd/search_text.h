@@ -1,7 +1,7 @@
 /* The text SEARCH compares (RFC 3501 6.4.4: case-insensitive substring),
  * built in one place for both users: the matcher (search_match.c), which
- * builds it from a message file, and the index writer (message_meta.c),
- * which builds it at delivery for the store's search index. Sharing the
+ * builds it from a message file, and the index writers: message_meta.c
+ * (header fields, at delivery) and search_indexer.c (full text, later). Sharing the
  * code is what makes an answer from the index the same as a scan's.
  *
  * Every function appends to a caller-owned buf and never fails. */
@@ -59,9 +59,14 @@ void search_text_for_index(const char *text, size_t len, struct buf *out);
  * (case-insensitive), or -1 when the index does not cache that field. */
 int search_text_field_id(const char *name, size_t len);
 
-/* The index rows of a parsed message (store.h "Search index"): NULL when
- * its header text is too large to cache. Owned by the caller
+/* The header fields of a parsed message for the store's search index
+ * (fields_valid false when their text is too large to cache): cheap, no
+ * body is decoded, so it runs on the delivery path. Owned by the caller
  * (store_search_text_free). */
-struct store_search_text *search_text_compute(const struct mime_part *root, const char *data);
+struct store_search_text *search_text_headers(const struct mime_part *root, const char *data);
+/* Adds head and body for the full-text index to text (the indexer, off
+ * the delivery path); false, leaving them NULL, when the text is larger
+ * than SEARCH_TEXT_INDEX_MAX. */
+bool search_text_full(const struct mime_part *root, const char *data, struct store_search_text *text);
 
 #endif

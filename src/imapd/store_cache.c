@@ -1,6 +1,7 @@
 #include "imapd/store_cache.h"
 #include "core/xalloc.h"
 #include "imapd/imapd.h"
+#include "imapd/search_indexer.h"
 #include "net/ev.h"
 
 #include <malloc.h>
@@ -76,6 +77,11 @@ struct store *store_cache_acquire(struct imapd_context *ctx, const char *user,
 	struct store *st = NULL;
 	if (store_open(ctx->cfg->data_dir, user, &st, error_r, errtext_r) < 0)
 		return NULL;
+	/* Bodies left pending (stored before the index, by `postern
+	 * deliver`, or while the indexer was off or stopped): one probe. */
+	bool pending = false;
+	if (ctx->indexer != NULL && store_fts_has_pending(st, &pending) == 0 && pending)
+		search_indexer_push(ctx->indexer, user);
 	struct store_cache_entry *e = xcalloc(1, sizeof(*e));
 	e->ctx = ctx;
 	e->user = xstrdup(user);

@@ -19,6 +19,7 @@ struct passwd_file;
 struct lmtp_session;
 struct metrics_worker;
 struct workpool;
+struct search_indexer;
 
 struct lmtp_context {
 	struct ev_loop *loop;
@@ -29,6 +30,7 @@ struct lmtp_context {
 	struct workpool *pool;		/* the delivery threads (lmtp/pool.h); the
 					   worker's, set before any session */
 	const struct config_listener *listeners;	/* the boot listeners, for metric indexes */
+	struct search_indexer *indexer;	/* told about each delivered user; NULL: off */
 	uint64_t next_session_id;
 	struct lmtp_session *sessions;	/* every live session */
 	unsigned session_count;

@@ -23,6 +23,7 @@
 #include "lmtp/data.h"
 #include "lmtp/deliver.h"
 #include "lmtp/pool.h"
+#include "imapd/search_indexer.h"
 #include "metrics/metrics.h"
 #include "net/conn.h"
 
@@ -529,6 +530,8 @@ static void job_done(struct lmtp_context *ctx, struct lmtp_job *job)
 			continue;
 		count_delivery(ctx, out->result.status, out->done_ms - job->submitted_ms);
 		log_delivery(job, &job->rcpts[i], out);
+		if (out->result.status == LMTP_DELIVER_OK)
+			search_indexer_push(ctx->indexer, job->rcpts[i].user);
 	}
 	struct lmtp_session *s = job->owner;
 	if (s == NULL) {

@@ -80,6 +80,7 @@ struct metrics_worker *metrics_worker_slot(struct metrics_shared *shared, unsign
 	for (unsigned i = 0; i < METRICS_STATE_COUNT; i++)
 		__atomic_store_n(&m->sessions[i], 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->idle_sessions, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->search_index_queue, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->throttled_sources, 0, __ATOMIC_RELAXED);
 	return m;
 }
@@ -257,6 +258,12 @@ static void render_sessions(const struct metrics_shared *s, const struct metrics
 	header(out, "postern_login_cache_hits_total", "counter",
 	       "Logins whose password the verified-login cache accepted without hashing it again.");
 	buf_printf(out, "postern_login_cache_hits_total %llu\n", (unsigned long long)sum_at(s, OFFSET(login_cache_hits)));
+	header(out, "postern_search_indexed_messages_total", "counter",
+	       "Message bodies the background indexers put into the full-text index.");
+	buf_printf(out, "postern_search_indexed_messages_total %llu\n",
+		   (unsigned long long)sum_at(s, OFFSET(search_indexed)));
+	header(out, "postern_search_index_queue", "gauge", "Users waiting for a background indexer.");
+	buf_printf(out, "postern_search_index_queue %lld\n", (long long)sum_signed_at(s, OFFSET(search_index_queue)));
 	header(out, "postern_throttled_sources", "gauge", "Source addresses currently under a login penalty.");
 	buf_printf(out, "postern_throttled_sources %lld\n", (long long)sum_signed_at(s, OFFSET(throttled_sources)));
 	header(out, "postern_sessions", "gauge", "Open IMAP sessions by state.");

@@ -96,6 +96,9 @@ struct metrics_worker {
 	int64_t throttled_sources;				/* gauge */
 	uint64_t slow_commands;
 	uint64_t limits[METRICS_LIMIT_COUNT];
+	/* Written by the worker's indexer thread (atomics, as the loop's). */
+	uint64_t search_indexed;	/* bodies put into users' search.db */
+	int64_t search_index_queue;	/* gauge: users waiting for the indexer */
 };
 
 struct metrics_shared;

@@ -425,22 +425,24 @@ int store_message_open(struct store *st, uint64_t mailbox_id, uint32_t uid, int 
 		       size_t *size_r);
 
 /* --- Search index -------------------------------------------------------
- * The text SEARCH matches, prepared by the caller at delivery (already
- * decoded and case-folded: the store compares bytes and knows no folding)
- * and kept with the body, so copies share it and it goes with the body's
- * last reference. Two parts:
- * - header fields: for each of From, To, Cc, Bcc, Subject the text of
+ * The text SEARCH matches, prepared by the caller (already decoded and
+ * case-folded: the store compares bytes and knows no folding), kept per
+ * body, so copies share it and it goes with the body's last reference.
+ * Two parts, written at different times:
+ * - header fields, in index.db, written by store_append with the body
+ *   (meta->search): for each of From, To, Cc, Bcc, Subject the text of
  *   every instance of the field, joined by NUL bytes (an instance's text
  *   may hold NULs itself; a needle without NUL cannot match across the
  *   joint). NULL: the message has no such field.
- * - full text (SQLite FTS5, trigram tokenizer, case-sensitive): head and
- *   body, each valid UTF-8 without NUL, U+FFFE or U+FFFF (what the
- *   tokenizer reads back exactly), so that a phrase query of a string of 3
- *   or more characters is an exact substring test.
- *   NULL (both): this message's text is not in the full-text index.
- * Messages stored without it (before schema 2, or with meta->search NULL)
- * have no rows; store_search_index reports which messages are covered so
- * the caller reads the others. */
+ * - full text (SQLite FTS5, trigram tokenizer, case-sensitive), in a
+ *   second database, DATA_DIR/users/USER/search.db, written only by the
+ *   background indexer (see "Full-text index" below): head and body, each
+ *   valid UTF-8 without NUL, U+FFFE or U+FFFF (what the tokenizer reads
+ *   back exactly), so that a phrase query of a string of 3 or more
+ *   characters is an exact substring test.
+ * Messages without them (header fields: stored before schema 2 and not yet
+ * indexed; full text: not yet indexed, or left out) are reported as not
+ * covered by store_search_index, and the caller reads them. */
 enum store_search_field {
 	STORE_SEARCH_FROM,
 	STORE_SEARCH_TO,
@@ -454,8 +456,11 @@ enum store_search_field {
 #define STORE_SEARCH_HEADER_FIELDS 5
 
 struct store_search_text {
+	bool fields_valid;		/* false: header text too large to cache */
 	char *fields[STORE_SEARCH_HEADER_FIELDS];
 	size_t field_lens[STORE_SEARCH_HEADER_FIELDS];
+	/* Full text, NULL (both) when not computed: store_append ignores
+	 * them, the indexer (store_fts_commit) stores them. */
 	char *head;			/* NUL-terminated, head_len bytes */
 	size_t head_len;
 	char *body;
@@ -475,18 +480,76 @@ struct store_search_term {
 	struct store_uid_list matches;	/* out: covered messages that match */
 };
 
-/* Which messages of a mailbox the index covers, from the same snapshot as
- * the terms' matches. */
+/* Which messages of a mailbox the index covers, read in one snapshot of
+ * index.db (and one of search.db, taken right after: see the .c for why a
+ * disagreement between the two can only leave a message uncovered). */
 struct store_search_coverage {
 	struct store_uid_list headers;	/* header fields cached */
-	struct store_uid_list text;	/* in the full-text index */
+	struct store_uid_list text;	/* marked indexed and present in search.db */
 };
 void store_search_coverage_free(struct store_search_coverage *cov);
 
-/* Answers every term for the mailbox from one read snapshot. On failure
- * nothing is left to free (terms' matches are empty). */
+/* Answers every term for the mailbox. The first full-text term attaches
+ * search.db to the handle (once; not inside a batch, where full text is
+ * simply not covered); a missing search.db covers nothing. Blocks for a
+ * scan of the mailbox's index rows and the FTS lookups. On failure nothing
+ * is left to free (terms' matches are empty). */
 int store_search_index(struct store *st, uint64_t mailbox_id, struct store_search_term *terms,
 		       size_t count, struct store_search_coverage *cov_r);
+
+/* --- Full-text index ----------------------------------------------------
+ * Written after delivery, never on its path: the indexer reads pending
+ * bodies (store_fts_pending), reads their files and computes their text
+ * outside any transaction, then store_fts_commit writes them into
+ * search.db in one transaction and only then marks them in index.db (one
+ * short write transaction). A crash between the two leaves them pending:
+ * the next run finds them in search.db already and only marks them, so
+ * indexing is idempotent and several processes (workers, `postern index`)
+ * may index one user at once. Rows in search.db are keyed by the body's
+ * SHA-256, never by blob id: ids can be reused once the highest is
+ * deleted, a hash cannot name other text. Deleted bodies that search.db
+ * holds are listed in index.db (a trigger) and removed by store_fts_drain.
+ * All of these block on disk and locks: call them off the event loop. */
+enum store_fts_state {
+	STORE_FTS_PENDING = 0,		/* not yet looked at */
+	STORE_FTS_INDEXED = 1,		/* its text is in search.db */
+	STORE_FTS_LEFT_OUT = 2,		/* too large or unreadable: SEARCH reads it */
+};
+
+struct store_fts_doc {
+	int64_t blob_id;
+	char hash[STORE_HASH_SIZE];
+	uint64_t size;			/* bytes of the body file */
+	/* Set by the caller before store_fts_commit: INDEXED with text (head
+	 * and body set; header fields too, cached if the body has none yet),
+	 * or LEFT_OUT (text may be NULL). Owned by the array. */
+	enum store_fts_state state;
+	struct store_search_text *text;
+};
+void store_fts_docs_free(struct store_fts_doc **docs, size_t count);
+
+/* Whether any body of the user is pending (one probe of a partial index). */
+int store_fts_has_pending(struct store *st, bool *pending_r);
+/* Up to max_count pending bodies, lowest id first, stopping once their
+ * sizes pass max_bytes (at least one is returned when any is pending).
+ * skip_below: only ids above it (a caller walking past bodies it could not
+ * finish). *docs_r is NULL when *count_r is 0. */
+int store_fts_pending(struct store *st, int64_t skip_below, size_t max_count, uint64_t max_bytes,
+		      struct store_fts_doc **docs_r, size_t *count_r);
+/* Opens a body file read-only by hash; STORE_ERR_NOT_FOUND when the file
+ * is missing (the body was deleted meanwhile). */
+int store_fts_blob_open(struct store *st, const char *hash, int *fd_r, size_t *size_r);
+/* The two steps of store_fts_commit, apart for tests (a crash between
+ * them): the search.db transaction (bodies it has already are skipped),
+ * then the index.db marks (guarded by id and hash). */
+int store_fts_write(struct store *st, const struct store_fts_doc *docs, size_t count);
+int store_fts_mark(struct store *st, const struct store_fts_doc *docs, size_t count);
+/* Both, under the user's indexer lock (search.lock, flock), so that a
+ * concurrent store_fts_drain cannot interleave with them. */
+int store_fts_commit(struct store *st, const struct store_fts_doc *docs, size_t count);
+/* Removes the text of deleted bodies from search.db, then their rows from
+ * search_gone; removed_r counts them. */
+int store_fts_drain(struct store *st, size_t *removed_r);
 
 /* --- Batches and maintenance ------------------------------------------- */
 

@@ -1,8 +1,10 @@
 """SEARCH answered from the store's search index (docs/design.md "SEARCH"):
-the header cache for FROM, TO, CC, BCC, SUBJECT and the full-text index for
-BODY and TEXT give the same answers a scan of the messages gives, without
-reading message files; strings of fewer than 3 characters, and messages
-without index rows (stored before the index existed), are read instead.
+the header cache (written with each message) for FROM, TO, CC, BCC,
+SUBJECT and the full-text index (search.db, written after delivery by the
+worker's indexer or `postern index`) for BODY and TEXT give the same
+answers a scan of the messages gives, without reading message files;
+strings of fewer than 3 characters, and messages the index does not cover
+(stored before the index existed, not yet indexed), are read instead.
 
 Each search here checks both the answer and, through the server's debug
 log, how many message files it read: an answer from a scan, or a wrong one
@@ -12,13 +14,35 @@ import os
 import re
 import sqlite3
 import subprocess
+import time
 
 import harness
 from harness import Server
 
 
-def make_server(**kwargs):
-    return Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes", **kwargs)
+def make_server(indexer=True, **kwargs):
+    extra = "allow_plaintext_auth = yes" + ("" if indexer else "\nsearch_indexer = no")
+    return Server(listeners=(("plain", "none"),), extra=extra, **kwargs)
+
+
+def index_now(server, *users):
+    """`postern index`: returns once nothing is pending; its output."""
+    r = subprocess.run([harness.BIN, "index", "-c", server.config, *(users or ("alice",))],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+def fts_states(server, user="alice"):
+    """blobs.fts of every body: 0 pending, 1 indexed, 2 left out."""
+    db = sqlite3.connect(index_db(server, user), timeout=10)
+    states = [row[0] for row in db.execute("SELECT fts FROM blobs ORDER BY id")]
+    db.close()
+    return states
+
+
+def search_db(server, user="alice"):
+    return os.path.join(server.dir, "data", "users", user, "search.db")
 
 
 def session(server, user="alice"):
@@ -149,11 +173,13 @@ class Searcher:
         return [int(n) for n in lines[0].split()[2:]], int(logged[-1])
 
 
-def mailbox(server=None):
+def mailbox(server=None, index=True):
     server = server or make_server()
     c = session(server)
     for m in (E1, E2, E3, E4):
         append(c, m)
+    if index:
+        index_now(server)
     c.expect_ok("SELECT INBOX")
     return server, c, Searcher(server, c)
 
@@ -247,11 +273,17 @@ def test_after_expunge_copy_and_move():
     c.expect_ok("SELECT Keep")
     c.expect_ok("STORE 1:* +FLAGS (\\Deleted)")
     c.expect_ok("EXPUNGE")
+    # The indexer drains the text of deleted bodies from search.db.
+    index_now(server)
     db = sqlite3.connect(index_db(server), timeout=10)
-    rows = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("search_headers", "search_fts")]
+    rows = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("search_headers", "search_gone")]
     db.close()
-    assert rows == [0, 0], rows
+    sdb = sqlite3.connect(search_db(server), timeout=10)
+    rows += [sdb.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("docs", "fts_text")]
+    sdb.close()
+    assert rows == [0, 0, 0, 0], rows
     append(c, E1)
+    index_now(server)
     c.expect_ok("SELECT INBOX")
     check(search, {"FROM walrus": [1], "BODY lighthouse": [1]})
 
@@ -261,13 +293,14 @@ def index_db(server, user="alice"):
 
 
 def test_messages_without_index_rows_are_read():
-    server, c, search = mailbox()
+    # No background indexer: nothing re-indexes E2 behind the test's back.
+    server, c, search = mailbox(make_server(indexer=False))
     # As if E2 had been stored before the index existed.
     db = sqlite3.connect(index_db(server), timeout=10)
     with db:
         blob = db.execute("SELECT blob_id FROM messages WHERE uid = 2").fetchone()[0]
         db.execute("DELETE FROM search_headers WHERE blob_id = ?", (blob,))
-        db.execute("DELETE FROM search_fts WHERE rowid = ?", (blob,))
+        db.execute("UPDATE blobs SET fts = 0 WHERE id = ?", (blob,))
     db.close()
     check(search, {"FROM müller": [2], "FROM walrus": [1], 'BODY "café"': [2],
                    "NOT BODY lighthouse": [2, 4], "CC walrus": [2]}, reads=1)
@@ -277,41 +310,108 @@ def test_store_from_before_the_index():
     server, c, search = mailbox()
     c.close()
     server.stop()
-    # Schema 1 had no index tables.
+    # Schema 1 had no index tables and no fts column.
     db = sqlite3.connect(index_db(server))
     with db:
         db.execute("DROP TRIGGER blobs_delete_search")
         db.execute("DROP TABLE search_headers")
-        db.execute("DROP TABLE search_fts")
+        db.execute("DROP TABLE search_gone")
+        db.execute("DROP INDEX blobs_fts_pending")
+        db.execute("ALTER TABLE blobs DROP COLUMN fts")
         db.execute("PRAGMA user_version = 1")
     db.close()
+    os.remove(search_db(server))
+    # Without the background indexer, to see each step.
+    with open(server.config) as f:
+        config = f.read()
+    with open(server.config, "w") as f:
+        f.write(config.replace("allow_plaintext_auth = yes", "allow_plaintext_auth = yes\nsearch_indexer = no", 1))
     server.start()
     c = session(server)
     append(c, "From: olga@example.com\r\nSubject: Omicron\r\n\r\nCafé crème\r\n")
+    assert fts_states(server) == [0] * 5, fts_states(server)
     c.expect_ok("SELECT INBOX")
     search = Searcher(server, c)
-    check(search, {"FROM walrus": [1], "BODY lighthouse": [1, 3]}, reads=4)
-    # Only the old messages are read; the new one is indexed.
-    check(search, {"SUBJECT omicron": [5], "BODY café": [2, 5]}, reads=4)
-    check(search, {"5 SUBJECT omicron": [5]}, reads=0)
-    # The same content delivered again indexes the body both share.
-    append(c, E1)
-    c.expect_ok("NOOP")
-    check(search, {"FROM walrus": [1, 6], "NOT BODY lighthouse": [2, 4, 5]}, reads=3)
+    # Every message is searchable: the old ones are read, the new one has
+    # its header fields but no full text yet.
+    check(search, {"FROM walrus": [1], "SUBJECT ωmega": [2]}, reads=4)
+    check(search, {"SUBJECT omicron": [5]}, reads=4)
+    check(search, {"BODY lighthouse": [1, 3], "BODY café": [2, 5]}, reads=5)
+    # Indexed: the old bodies get header fields and full text.
+    out = index_now(server)
+    assert "alice: 5 messages indexed" in out, out
+    assert fts_states(server) == [1] * 5, fts_states(server)
+    check(search, {"FROM walrus": [1], "SUBJECT omicron": [5], "BODY lighthouse": [1, 3],
+                   "BODY café": [2, 5]}, reads=0)
 
 
-def test_lmtp_and_deliver_are_indexed():
+def wait_indexed(server, count, user="alice", timeout=30):
+    deadline = time.monotonic() + timeout
+    while fts_states(server, user) != [1] * count:
+        assert time.monotonic() < deadline, fts_states(server, user)
+        time.sleep(0.05)
+
+
+def test_lmtp_and_deliver_are_indexed_in_the_background():
     server = make_server(lmtp=True)
     client = server.lmtp()
     client.sendmail("sender@example.com", ["alice@test.example"], E1.encode())
     client.quit()
+    # `postern deliver` tells no indexer: the login finds it pending.
     cmd = [harness.BIN, "deliver", "-c", server.config, "alice"]
     r = subprocess.run(cmd, input=E3.encode(), capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     c = session(server)
+    wait_indexed(server, 2)
     c.expect_ok("SELECT INBOX")
     check(Searcher(server, c), {"FROM walrus": [1], "BODY lighthouse": [1, 2],
                                 'TEXT "inner walrus"': [2]})
+    # An APPEND is indexed after its commit, without anyone asking.
+    append(c, E2)
+    wait_indexed(server, 3)
+    c.expect_ok("NOOP")
+    check(Searcher(server, c), {'BODY "café au lait"': [3]})
+
+
+def test_same_answers_before_and_after_indexing():
+    server, c, search = mailbox(make_server(indexer=False), index=False)
+    cases = {"BODY lighthouse": [1, 3], 'TEXT "LIGHTHOUSE keeper"': [3], 'BODY "café au lait"': [2],
+             'BODY "attachmentonly"': [], "NOT BODY lighthouse": [2, 4], 'TEXT "réunion"': [1],
+             'BODY "inner walrus"': [3], "OR BODY привет TEXT walrus": [1, 2, 3]}
+    # search_indexer = no: nothing is indexed behind SEARCH's back.
+    assert fts_states(server) == [0] * 4, fts_states(server)
+    assert not os.path.exists(search_db(server))
+    before = {k: search(k)[0] for k in cases}
+    assert before == cases, before
+    assert fts_states(server) == [0] * 4, fts_states(server)
+    out = index_now(server)
+    assert re.search(r"alice: 4 messages indexed, 0 left out, 0 removed in [0-9.]+ s \([0-9]+ messages/s\)", out), out
+    check(search, cases, reads=0)
+
+
+def test_postern_index_answers_from_the_index():
+    server, c, search = mailbox()
+    # Proof that the text comes from search.db: with the message files
+    # gone, a scan could match nothing (a message that cannot be read does
+    # not match), the index still does.
+    blobs = os.path.join(server.dir, "data", "users", "alice", "blobs")
+    for d in os.listdir(blobs):
+        if d != "tmp":
+            for f in os.listdir(os.path.join(blobs, d)):
+                os.remove(os.path.join(blobs, d, f))
+    check(search, {'BODY "lighthouse inventory"': [1], 'TEXT "LIGHTHOUSE keeper"': [3],
+                   "FROM walrus": [1]}, reads=0)
+    # Indexing again finds nothing to do.
+    assert "alice: 0 messages indexed" in index_now(server)
+
+
+def test_postern_index_refuses_unknown_users():
+    server = make_server()
+    r = subprocess.run([harness.BIN, "index", "-c", server.config, "nobody"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "no such user: nobody" in r.stderr, (r.returncode, r.stderr)
+    r = subprocess.run([harness.BIN, "index", "-c", server.config], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "usage" in r.stderr, (r.returncode, r.stderr)
 
 
 def test_raw_8bit_text_is_indexed_exactly():
@@ -323,6 +423,7 @@ def test_raw_8bit_text_is_indexed_exactly():
     append(c, b"From: Ren\xe9 <rene@example.fr>\r\nSubject: Caf\xe9 walrus\r\n\r\n"
               b"na\xefve lighthouse \xff\xfe inventory\r\n")
     append(c, E1)
+    index_now(server)
     c.expect_ok("SELECT INBOX")
     check(Searcher(server, c), {
         'TEXT "walrus"': [1, 2], 'BODY "lighthouse"': [1, 2],

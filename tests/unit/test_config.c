@@ -58,6 +58,7 @@ static void test_defaults(void)
 	CHECK_INT(cfg.auth_cache_ttl, 600);
 	CHECK_INT(cfg.auth_cache_size, 10000);
 	CHECK_INT(cfg.delivery_threads, 8);
+	CHECK(cfg.search_indexer);
 	CHECK_STR(cfg.log_target, "stderr");
 	CHECK_STR(cfg.log_level, "info");
 	CHECK(cfg.pid_file == NULL);
@@ -112,6 +113,7 @@ static void test_good_file(void)
 		"auth_cache_ttl = 0\n"
 		"auth_cache_size = 50\n"
 		"delivery_threads = 3\n"
+		"search_indexer = no\n"
 		"log_target = syslog\n"
 		"log_level = debug\n"
 		"pid_file = /run/postern.pid\n"
@@ -151,6 +153,7 @@ static void test_good_file(void)
 	CHECK_INT(cfg.max_literal_size, 1024 * 1024 * 1024);
 	CHECK_INT(cfg.login_timeout, 30);
 	CHECK_INT(cfg.idle_timeout, 3600);
+	CHECK(!cfg.search_indexer);
 	CHECK_INT(cfg.auth_fail_delay_ms, 0);
 	CHECK_INT(cfg.auth_fail_delay_max_ms, 0);
 	CHECK_INT(cfg.auth_spray_users, 10);
@@ -172,7 +175,7 @@ static void test_good_file(void)
 		CHECK_INT(l[0].protocol, LISTENER_PROTO_IMAP);
 		CHECK_INT(l[0].addr.ss_family, AF_INET);
 		CHECK_INT(ntohs(((const struct sockaddr_in *)&l[0].addr)->sin_port), 993);
-		CHECK_INT(l[0].line, 28);
+		CHECK_INT(l[0].line, 29);
 		CHECK_STR(l[1].name, "imap");
 		CHECK_INT(l[1].tls, LISTENER_TLS_NONE);
 		CHECK_INT(ntohl(((const struct sockaddr_in *)&l[1].addr)->sin_addr.s_addr), 0x7f000001);
@@ -195,11 +198,11 @@ static void test_good_file(void)
 		CHECK_STR(cfg.certificates[0].name, "other");
 		CHECK_STR(cfg.certificates[0].cert_file, "/etc/ssl/b.pem");
 		CHECK_STR(cfg.certificates[0].key_file, "/etc/ssl/b.key");
-		CHECK_INT(cfg.certificates[0].line, 40);
+		CHECK_INT(cfg.certificates[0].line, 41);
 	}
 	CHECK_STR(cfg.metrics_address, "127.0.0.1:9143");
 	CHECK_INT(cfg.metrics_addr.ss_family, AF_INET);
-	CHECK_INT(cfg.metrics_line, 43);
+	CHECK_INT(cfg.metrics_line, 44);
 	config_free(&cfg);
 }
 

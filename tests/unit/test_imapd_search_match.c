@@ -152,8 +152,11 @@ static void test_compute(void)
 		"\r\n"
 		"Body TEXT \xc3\x84pfel\r\n";
 	struct mime_part *root = mime_parse(msg, sizeof(msg) - 1);
-	struct store_search_text *t = search_text_compute(root, msg);
-	CHECK(t != NULL);
+	struct store_search_text *t = search_text_headers(root, msg);
+	CHECK(t != NULL && t->fields_valid);
+	/* The delivery path computes no full text. */
+	CHECK(t != NULL && t->head == NULL && t->body == NULL);
+	CHECK(t != NULL && search_text_full(root, msg, t));
 	if (t != NULL) {
 		static const char from[] = "=?iso-8859-1?q?j=fcrgen?= <j@example.de>\nj\xc3\xbc"
 					   "rgen <j@example.de>\n\0second <s@example.org>\nsecond <s@example.org>\n";

@@ -1,7 +1,8 @@
-/* The store's search index (store.h "Search index"): rows written with a
- * body, shared by copies, gone with the body's last reference; lookups of
- * the header cache and the full-text index; the migration of a schema 1
- * store, whose messages the index does not cover. */
+/* The store's search index (store.h "Search index", "Full-text index"):
+ * header rows written with a body, full text written afterwards into
+ * search.db and keyed by hash, shared by copies, gone with the body's last
+ * reference (search_gone, drained); lookups and what they cover; blob ids
+ * reused; a crash between the search.db commit and the marks. */
 #include "harness.h"
 #include "store/store.h"
 
@@ -58,6 +59,7 @@ static struct store_search_text *text_new(const char *from, size_t from_len, con
 					  const char *head, const char *body)
 {
 	struct store_search_text *t = calloc(1, sizeof(*t));
+	t->fields_valid = true;
 	if (from != NULL) {
 		t->fields[STORE_SEARCH_FROM] = dup_bytes(from, from_len);
 		t->field_lens[STORE_SEARCH_FROM] = from_len;
@@ -105,6 +107,68 @@ static const char *lookup(struct store *st, uint64_t mbox, enum store_search_fie
 
 #define LOOKUP(st, mbox, field, needle) lookup(st, mbox, field, needle, strlen(needle), buf, sizeof(buf))
 
+/* What the indexer does, with the caller's text: every pending body gets
+ * head and body (or is left out when head is NULL). Returns how many. */
+static size_t index_pending(struct store *st, const char *head, const char *body)
+{
+	struct store_fts_doc *docs;
+	size_t count;
+	CHECK(store_fts_pending(st, 0, 64, UINT64_MAX, &docs, &count) == 0);
+	for (size_t i = 0; i < count; i++) {
+		docs[i].state = head != NULL ? STORE_FTS_INDEXED : STORE_FTS_LEFT_OUT;
+		docs[i].text = head != NULL ? text_new(NULL, 0, NULL, head, body) : NULL;
+	}
+	CHECK(store_fts_commit(st, docs, count) == 0);
+	store_fts_docs_free(&docs, count);
+	return count;
+}
+
+/* Appends and indexes at once. */
+static uint32_t append_indexed(struct store *st, uint64_t mbox, const char *data, struct store_search_text *t,
+			       const char *head, const char *body)
+{
+	uint32_t uid = append(st, mbox, data, t);
+	index_pending(st, head, body);
+	return uid;
+}
+
+static int64_t count_in(const char *file, const char *table)
+{
+	char path[512], sql[160];
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	int64_t n = -1;
+	snprintf(path, sizeof(path), "%s/users/alice/%s", data_dir, file);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+		if (sqlite3_step(stmt) == SQLITE_ROW)
+			n = sqlite3_column_int64(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	sqlite3_close(db);
+	return n;
+}
+
+#define count_rows(table) count_in("index.db", table)
+#define count_search(table) count_in("search.db", table)
+
+/* UIDs covered by the full-text index, as "1 3". */
+static const char *text_covered(struct store *st, uint64_t mbox, char *out, size_t out_size)
+{
+	struct store_search_coverage cov;
+	/* A full-text term makes the lookup attach search.db. */
+	struct store_search_term term = { .field = STORE_SEARCH_BODY, .needle = "zzz", .needle_len = 3 };
+	if (store_search_index(st, mbox, &term, 1, &cov) < 0)
+		return "error";
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < cov.text.count && used + 12 < out_size; i++)
+		used += (size_t)snprintf(out + used, out_size - used, "%s%u", i ? " " : "", cov.text.uids[i]);
+	store_uid_list_free(&term.matches);
+	store_search_coverage_free(&cov);
+	return out;
+}
+
 static void test_header_cache(void)
 {
 	char buf[128];
@@ -130,7 +194,7 @@ static void test_header_cache(void)
 	struct store_search_coverage cov;
 	CHECK(store_search_index(st, inbox, NULL, 0, &cov) == 0);
 	CHECK_INT(cov.headers.count, 2);
-	CHECK_INT(cov.text.count, 2);
+	CHECK_INT(cov.text.count, 0);	/* nothing indexed yet */
 	CHECK(cov.headers.count == 2 && cov.headers.uids[0] == 1 && cov.headers.uids[1] == 2);
 	store_search_coverage_free(&cov);
 	cleanup(&st);
@@ -143,9 +207,15 @@ static void test_full_text(void)
 	if (st == NULL)
 		return;
 	uint64_t inbox = mailbox_id(st, "INBOX");
-	append(st, inbox, "1", text_new(NULL, 0, NULL, "subject: quarterly\n", "the lighthouse inventory\n"));
-	append(st, inbox, "2", text_new(NULL, 0, NULL, "subject: lighthouse\n", "say \"hi\" to \xc3\xa9t\xc3\xa9\n"));
-	append(st, inbox, "3", text_new("f\nf\n", 4, NULL, NULL, NULL));	/* headers only */
+	/* Before any indexing there is no search.db: nothing matches, nothing
+	 * is covered. */
+	append(st, inbox, "1", text_new(NULL, 0, NULL, NULL, NULL));
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "lighthouse"), "");
+	CHECK_STR(text_covered(st, inbox, buf, sizeof(buf)), "");
+	CHECK_INT(index_pending(st, "subject: quarterly\n", "the lighthouse inventory\n"), 1);
+	append_indexed(st, inbox, "2", text_new(NULL, 0, NULL, NULL, NULL), "subject: lighthouse\n",
+		       "say \"hi\" to \xc3\xa9t\xc3\xa9\n");
+	append_indexed(st, inbox, "3", text_new("f\nf\n", 4, NULL, NULL, NULL), NULL, NULL);	/* left out */
 	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "lighthouse"), "1");
 	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_TEXT, "lighthouse"), "1 2");
 	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_TEXT, "house inv"), "1");
@@ -164,26 +234,9 @@ static void test_full_text(void)
 	struct store_search_coverage cov;
 	CHECK(store_search_index(st, inbox, NULL, 0, &cov) == 0);
 	CHECK_INT(cov.headers.count, 3);
-	CHECK_INT(cov.text.count, 2);
 	store_search_coverage_free(&cov);
+	CHECK_STR(text_covered(st, inbox, buf, sizeof(buf)), "1 2");
 	cleanup(&st);
-}
-
-static int64_t count_rows(const char *table)
-{
-	char path[512], sql[128];
-	sqlite3 *db;
-	sqlite3_stmt *stmt;
-	int64_t n = -1;
-	snprintf(path, sizeof(path), "%s/users/alice/index.db", data_dir);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
-	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
-		if (sqlite3_step(stmt) == SQLITE_ROW)
-			n = sqlite3_column_int64(stmt, 0);
-		sqlite3_finalize(stmt);
-	}
-	sqlite3_close(db);
-	return n;
 }
 
 static void test_shared_by_copies_gone_with_the_body(void)
@@ -195,11 +248,13 @@ static void test_shared_by_copies_gone_with_the_body(void)
 	uint64_t inbox = mailbox_id(st, "INBOX");
 	CHECK(store_mailbox_create(st, "Keep", STORE_SPECIAL_NONE) == 0);
 	uint64_t keep = mailbox_id(st, "Keep");
-	append(st, inbox, "same body", text_new("walrus\nwalrus\n", 14, NULL, "h", "walrus body"));
-	/* The same content again: one body, one set of rows. */
-	append(st, inbox, "same body", text_new("walrus\nwalrus\n", 14, NULL, "h", "walrus body"));
+	append_indexed(st, inbox, "same body", text_new("walrus\nwalrus\n", 14, NULL, NULL, NULL), "h", "walrus body");
+	/* The same content again: one body, one set of rows, nothing pending. */
+	append(st, inbox, "same body", text_new("walrus\nwalrus\n", 14, NULL, NULL, NULL));
+	CHECK_INT(index_pending(st, "h", "other"), 0);
 	CHECK_INT(count_rows("search_headers"), 1);
-	CHECK_INT(count_rows("search_fts"), 1);
+	CHECK_INT(count_search("docs"), 1);
+	CHECK_INT(count_search("fts_text"), 1);
 	struct store_uid_range all = { 1, UINT32_MAX };
 	struct store_copy_result copied;
 	CHECK(store_copy(st, inbox, &all, 1, keep, false, &copied) == 0);
@@ -221,50 +276,140 @@ static void test_shared_by_copies_gone_with_the_body(void)
 	CHECK(store_expunge(st, keep, NULL, 0, &gone) == 0);
 	store_uid_list_free(&gone);
 	CHECK_INT(count_rows("search_headers"), 0);
-	CHECK_INT(count_rows("search_fts"), 0);
+	/* search.db is another file: the trigger lists the hash, the drain
+	 * removes the text and then the list's row. */
+	CHECK_INT(count_rows("search_gone"), 1);
+	CHECK_INT(count_search("docs"), 1);
+	size_t removed = 0;
+	CHECK(store_fts_drain(st, &removed) == 0);
+	CHECK_INT(removed, 1);
+	CHECK_INT(count_search("docs"), 0);
+	CHECK_INT(count_search("fts_text"), 0);
+	CHECK_INT(count_rows("search_gone"), 0);
+	CHECK(store_fts_drain(st, &removed) == 0);
+	CHECK_INT(removed, 0);
 	cleanup(&st);
 }
 
-static int db_exec_file(const char *sql)
+static int64_t blob_id_of(uint32_t uid)
 {
 	char path[512];
 	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	int64_t id = -1;
 	snprintf(path, sizeof(path), "%s/users/alice/index.db", data_dir);
-	int rc = sqlite3_open(path, &db) == SQLITE_OK ? sqlite3_exec(db, sql, NULL, NULL, NULL) : -1;
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT blob_id FROM messages WHERE uid = ?", -1, &stmt, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(stmt, 1, uid);
+		if (sqlite3_step(stmt) == SQLITE_ROW)
+			id = sqlite3_column_int64(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
 	sqlite3_close(db);
-	return rc;
+	return id;
 }
 
-static void test_migration_from_schema_1(void)
+static void expunge_all(struct store *st, uint64_t mbox)
+{
+	struct store_uid_range all = { 1, UINT32_MAX };
+	struct store_flags_result fr;
+	struct store_uid_list gone;
+	CHECK(store_flags_update(st, mbox, &all, 1, STORE_FLAGS_ADD, STORE_FLAG_DELETED, NULL, 0, 0, &fr) == 0);
+	store_flags_result_free(&fr);
+	CHECK(store_expunge(st, mbox, NULL, 0, &gone) == 0);
+	store_uid_list_free(&gone);
+}
+
+/* blobs.id has no AUTOINCREMENT: once the highest body is deleted, the
+ * next body gets its id. Keyed by hash, the old text cannot match it. */
+static void test_reused_blob_id_never_matches_old_text(void)
 {
 	char buf[128];
 	struct store *st = setup();
 	if (st == NULL)
 		return;
 	uint64_t inbox = mailbox_id(st, "INBOX");
-	append(st, inbox, "old", text_new("old\nold\n", 8, NULL, "h", "old text"));
-	store_close(&st);
-	/* What a schema 1 store is: the same, without the index. */
-	CHECK_INT(db_exec_file("DROP TRIGGER blobs_delete_search; DROP TABLE search_headers;"
-			       " DROP TABLE search_fts; PRAGMA user_version = 1;"), SQLITE_OK);
-	enum store_error err;
-	CHECK(store_open(data_dir, "alice", &st, &err, NULL) == 0);
+	uint32_t old = append_indexed(st, inbox, "old body", text_new(NULL, 0, NULL, NULL, NULL), "h",
+				      "the walrus text");
+	int64_t old_id = blob_id_of(old);
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "walrus"), "1");
+	expunge_all(st, inbox);
+	uint32_t fresh = append(st, inbox, "new body", text_new(NULL, 0, NULL, NULL, NULL));
+	CHECK_INT(blob_id_of(fresh), old_id);
+	/* Not drained, not indexed: the old text is still in search.db. */
+	CHECK_INT(count_search("docs"), 1);
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "walrus"), "");
+	CHECK_STR(text_covered(st, inbox, buf, sizeof(buf)), "");
+	CHECK_INT(index_pending(st, "h", "a fresh lighthouse"), 1);
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "walrus"), "");
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "lighthouse"), "2");
+	CHECK_STR(text_covered(st, inbox, buf, sizeof(buf)), "2");
+	size_t removed;
+	CHECK(store_fts_drain(st, &removed) == 0 && removed == 1);
+	CHECK_INT(count_search("docs"), 1);
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "lighthouse"), "2");
+	cleanup(&st);
+}
+
+/* The text reached search.db but the process died before the marks: the
+ * message is not covered (SEARCH reads it), and indexing again only marks
+ * it, without an error or a second row. */
+static void test_crash_between_the_two_commits(void)
+{
+	char buf[128];
+	struct store *st = setup();
 	if (st == NULL)
 		return;
-	CHECK_INT(count_rows("pragma_user_version WHERE user_version = 2"), 1);
-	append(st, inbox, "new", text_new("new\nnew\n", 8, NULL, "h", "new text"));
-	struct store_search_coverage cov;
-	CHECK(store_search_index(st, inbox, NULL, 0, &cov) == 0);
-	CHECK(cov.headers.count == 1 && cov.headers.uids[0] == 2);
-	CHECK(cov.text.count == 1 && cov.text.uids[0] == 2);
-	store_search_coverage_free(&cov);
-	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "text"), "2");
-	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_FROM, ""), "2");
-	/* The old message is read by SEARCH; its body is still there. */
-	int fd;
-	size_t size;
-	CHECK(store_message_open(st, inbox, 1, &fd, &size) == 0 && size == 3);
-	close(fd);
+	uint64_t inbox = mailbox_id(st, "INBOX");
+	append(st, inbox, "body one", text_new(NULL, 0, NULL, NULL, NULL));
+	struct store_fts_doc *docs;
+	size_t count;
+	CHECK(store_fts_pending(st, 0, 64, UINT64_MAX, &docs, &count) == 0 && count == 1);
+	for (size_t i = 0; i < count; i++) {
+		docs[i].state = STORE_FTS_INDEXED;
+		docs[i].text = text_new(NULL, 0, NULL, "h", "crashed walrus");
+	}
+	CHECK(store_fts_write(st, docs, count) == 0);
+	store_fts_docs_free(&docs, count);
+	CHECK_INT(count_search("docs"), 1);
+	CHECK_STR(text_covered(st, inbox, buf, sizeof(buf)), "");
+	bool pending = false;
+	CHECK(store_fts_has_pending(st, &pending) == 0 && pending);
+	CHECK_INT(index_pending(st, "h", "crashed walrus"), 1);
+	CHECK_INT(count_search("docs"), 1);
+	CHECK_INT(count_search("fts_text"), 1);
+	CHECK_STR(text_covered(st, inbox, buf, sizeof(buf)), "1");
+	CHECK_STR(LOOKUP(st, inbox, STORE_SEARCH_BODY, "walrus"), "1");
+	CHECK(store_fts_has_pending(st, &pending) == 0 && !pending);
+	/* The same write again (another process indexing the same body). */
+	CHECK(store_fts_pending(st, 0, 64, UINT64_MAX, &docs, &count) == 0 && count == 0);
+	cleanup(&st);
+}
+
+/* A body deleted while it was being indexed: its mark finds no row, and
+ * the text just written is listed for the drain. */
+static void test_body_gone_while_indexed(void)
+{
+	struct store *st = setup();
+	if (st == NULL)
+		return;
+	uint64_t inbox = mailbox_id(st, "INBOX");
+	append(st, inbox, "short lived", text_new(NULL, 0, NULL, NULL, NULL));
+	struct store_fts_doc *docs;
+	size_t count;
+	CHECK(store_fts_pending(st, 0, 64, UINT64_MAX, &docs, &count) == 0 && count == 1);
+	expunge_all(st, inbox);
+	CHECK_INT(count_rows("search_gone"), 0);	/* it was not indexed */
+	for (size_t i = 0; i < count; i++) {
+		docs[i].state = STORE_FTS_INDEXED;
+		docs[i].text = text_new(NULL, 0, NULL, "h", "gone text");
+	}
+	CHECK(store_fts_commit(st, docs, count) == 0);
+	store_fts_docs_free(&docs, count);
+	CHECK_INT(count_rows("search_gone"), 1);
+	size_t removed;
+	CHECK(store_fts_drain(st, &removed) == 0 && removed == 1);
+	CHECK_INT(count_search("docs"), 0);
 	cleanup(&st);
 }
 
@@ -273,6 +418,8 @@ int main(void)
 	RUN(test_header_cache);
 	RUN(test_full_text);
 	RUN(test_shared_by_copies_gone_with_the_body);
-	RUN(test_migration_from_schema_1);
+	RUN(test_reused_blob_id_never_matches_old_text);
+	RUN(test_crash_between_the_two_commits);
+	RUN(test_body_gone_while_indexed);
 	return harness_finish();
 }

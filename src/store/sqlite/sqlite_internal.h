@@ -31,6 +31,12 @@ struct store {
 	unsigned tx_dir_count;		/* bits set in tx_dirs */
 	bool tx_syncfs;			/* unsynced bodies placed: syncfs before COMMIT */
 
+	/* The full-text index (fts.c, search.c): search_db is the indexer's
+	 * own connection to search.db, opened on first write; SEARCH instead
+	 * ATTACHes search.db to db as "search" (search_attached). */
+	sqlite3 *search_db;
+	bool search_attached;
+
 	uint32_t expunge_log_limit;
 	uint64_t quota_bytes, quota_messages;
 
@@ -119,9 +125,13 @@ int mbox_name_check(struct store *st, const char *name, char out[STORE_MAX_NAME_
 int mbox_insert(struct store *st, const char *name, enum store_special_use special_use,
 		uint32_t uidnext, uint64_t highestmodseq, uint64_t *id_r);
 
-/* Search index (search.c): the rows of a body just attached, in the open
- * transaction; nothing if it has them already. */
+/* Search index (search.c): the header rows of a body just attached, in the
+ * open transaction; nothing if it has them already. */
 int search_rows_add(struct store *st, int64_t blob_id, const struct store_search_text *text);
+/* The path of search.db (malloc'd). */
+char *search_db_path(const struct store *st);
+/* Closes the indexer's connection to search.db (store_close). */
+void search_db_close(struct store *st);
 
 /* Message helpers (message.c). */
 int msg_log_expunged(struct store *st, uint64_t mailbox_id, uint64_t count);

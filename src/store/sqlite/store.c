@@ -126,28 +126,34 @@ static const char schema_v1[] =
 	"END;";
 
 /* Version 2: the search index (store.h "Search index"). Choices:
- * - Rows are per body (blob_id), not per message: the text is a function
- *   of the content, so COPY, MOVE and identical deliveries share them, and
- *   a search reaches a mailbox's messages by joining through messages,
- *   which an expunge leaves at once. The rows go with the blobs row (the
- *   trigger), in the transaction that drops the body's last reference.
+ * - Header fields are per body (blob_id), not per message: the text is a
+ *   function of the content, so COPY, MOVE and identical deliveries share
+ *   it, and a search reaches a mailbox's messages by joining through
+ *   messages, which an expunge leaves at once. The row goes with the blobs
+ *   row (the trigger), in the transaction that drops the last reference,
+ *   so a reused blob id never finds an old row.
  * - search_headers is its own narrow table, not columns of blobs: a header
- *   search scans it, and blobs rows carry ENVELOPE and BODYSTRUCTURE.
- *   A row's presence is the "indexed" mark (bodies stored before version 2
- *   have none); fts says whether search_fts has the text too.
- * - search_fts keeps its content (a contentless table cannot delete rows
- *   in SQLite 3.40 without the original text, which nobody keeps) but no
- *   column sizes (no ranking is ever asked). */
+ *   search scans it, and blobs rows carry ENVELOPE and BODYSTRUCTURE. A
+ *   row's presence is the "cached" mark (bodies stored before version 2
+ *   get theirs from the indexer).
+ * - The full text is not here but in search.db, written by the background
+ *   indexer (store.h "Full-text index"); blobs.fts is the indexer's state
+ *   for the body (0 pending, 1 in search.db, 2 left out), with a partial
+ *   index so "what is pending" costs O(pending). Bodies of version 1 are
+ *   simply pending.
+ * - search.db keys its rows by content hash, since blob ids can be reused;
+ *   search_gone lists hashes of deleted bodies that search.db has, for the
+ *   indexer to remove there (another file: a trigger cannot reach it). */
 static const char schema_v2[] =
+	"ALTER TABLE blobs ADD COLUMN fts INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX blobs_fts_pending ON blobs(id) WHERE fts = 0;"
 	"CREATE TABLE search_headers ("
 	" blob_id INTEGER PRIMARY KEY,"
-	" hfrom BLOB, hto BLOB, hcc BLOB, hbcc BLOB, hsubject BLOB,"
-	" fts INTEGER NOT NULL);"
-	"CREATE VIRTUAL TABLE search_fts USING fts5(head, body,"
-	" tokenize = 'trigram case_sensitive 1', columnsize = 0);"
+	" hfrom BLOB, hto BLOB, hcc BLOB, hbcc BLOB, hsubject BLOB);"
+	"CREATE TABLE search_gone (hash TEXT PRIMARY KEY) WITHOUT ROWID;"
 	"CREATE TRIGGER blobs_delete_search AFTER DELETE ON blobs BEGIN"
 	" DELETE FROM search_headers WHERE blob_id = OLD.id;"
-	" DELETE FROM search_fts WHERE rowid = OLD.id;"
+	" INSERT OR IGNORE INTO search_gone (hash) SELECT OLD.hash WHERE OLD.fts = 1;"
 	"END;";
 
 /* --- Errors ------------------------------------------------------------ */
@@ -703,7 +709,7 @@ static int schema_init(struct store *st)
 		version = 1;
 	}
 	/* Later versions migrate here, one step at a time. Bodies stored
-	 * before version 2 get no search rows: SEARCH reads them. */
+	 * before version 2 are pending for the indexer (fts = 0). */
 	if (version == 1) {
 		if (exec_plain(st, schema_v2) < 0 || exec_plain(st, "PRAGMA user_version = 2") < 0)
 			goto fail;
@@ -856,6 +862,7 @@ void store_close(struct store **stp)
 	view_cache_clear(st);
 	for (size_t i = 0; i < STORE_STMT_CACHE && st->stmts[i].sql != NULL; i++)
 		(void)sqlite3_finalize(st->stmts[i].stmt);
+	search_db_close(st);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_msg(LOG_WARN, "store_close", "sqlite3_close: %s", sqlite3_errmsg(st->db));
 	if (st->change_fd >= 0 && close(st->change_fd) < 0)

@@ -1,0 +1,13 @@
+/* Admin commands that write into users' stores run as the server's
+ * account, so the files they create stay writable by the server. */
+#ifndef POSTERN_CLI_ACCOUNT_H
+#define POSTERN_CLI_ACCOUNT_H
+
+#include "core/config.h"
+
+/* Started as root: becomes cfg->user (with its groups). Otherwise, or
+ * when that account is root: nothing. 0, or -1 after a message on stderr
+ * naming command ("deliver", "index"). */
+int cli_become_server_user(const struct config *cfg, const char *command);
+
+#endif
