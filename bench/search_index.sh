@@ -1,17 +1,25 @@
 #!/bin/bash
 # What the search index costs and gives (bench/findings.md "Search index"):
 # one private postern (loopback ports only, its own data directory), then
-#   - bigbox: 100,000 generated messages by MULTIAPPEND (the APPEND rate),
-#     then SELECT, FETCH, UID SEARCH FROM and UID SEARCH TEXT, RUNS times;
+#   - bigbox run 1: 100,000 generated messages by MULTIAPPEND (the APPEND
+#     rate), then SELECT, FETCH, UID SEARCH FROM and UID SEARCH TEXT (before
+#     `postern index`: what the background indexer had done by then);
+#   - `postern index bigbox`, timed: returns once nothing is pending, and
+#     prints its own indexing rate (skipped for a postern without it);
+#   - bigbox runs 2..RUNS: the same commands on the indexed mailbox;
 #   - deliver: LMTP deliveries with 1 and 10 senders, 10 s each;
-#   - the size of index.db and of its tables (dbstat), after a clean stop.
-# Usage: bench/search_index.sh POSTERN IMAPLOAD [MESSAGES]
+#   - the size of index.db and search.db and of their tables (dbstat),
+#     after a clean stop.
+# Usage: [RUNS=3] [INDEXER=yes|no] bench/search_index.sh POSTERN IMAPLOAD [MESSAGES]
+# INDEXER sets `search_indexer` (the background thread); with "no" the
+# `postern index` rate is the whole mailbox's.
 # Prints RESULT lines; the server is stopped by its PID on exit.
 set -euo pipefail
 POSTERN=$(realpath "$1")
 IMAPLOAD=$(realpath "$2")
 MESSAGES=${3:-100000}
 RUNS=${RUNS:-3}
+INDEXER=${INDEXER:-yes}
 
 T=$(mktemp -d /tmp/postern-search-bench.XXXXXX)
 PID=""
@@ -49,6 +57,7 @@ data_dir = $T/data
 passwd_file = $T/passwd
 user = $(id -un)
 workers = $(nproc)
+$( [ "$INDEXER" = no ] && echo "search_indexer = no" )
 tls_cert = $T/cert.pem
 tls_key = $T/key.pem
 
@@ -64,10 +73,21 @@ EOF
 PID=$!
 wait_port "$P_IMAPS" || { tail -5 "$T/postern.log"; exit 1; }
 
-for run in $(seq "$RUNS"); do
-	echo "# bigbox run $run"
+bigbox() {
+	echo "# bigbox run $1"
 	"$IMAPLOAD" -q -w bigbox -h 127.0.0.1 -p "$P_IMAPS" --tls -u bigbox -P bench -m "$MESSAGES" --timeout 900 |
 		grep RESULT
+}
+bigbox 1
+echo "# postern index"
+start=$(date +%s.%N)
+if "$POSTERN" index -c "$T/postern.conf" bigbox; then
+	echo "RESULT index_wall seconds=$(echo "$(date +%s.%N) - $start" | bc)"
+else
+	echo "RESULT index unsupported"
+fi
+for run in $(seq 2 "$RUNS"); do
+	bigbox "$run"
 done
 for senders in 1 10; do
 	echo "# deliver, $senders senders"
@@ -76,8 +96,13 @@ done
 kill -TERM "$PID"
 wait "$PID" || true
 PID=""
-DB=$T/data/users/bigbox/index.db
-echo "RESULT size index.db=$(stat -c %s "$DB") wal=$(stat -c %s "$DB-wal" 2>/dev/null || echo 0)" \
-	"blobs=$(du -sb "$T/data/users/bigbox/blobs" | cut -f1)"
-sqlite3 "$DB" "SELECT 'RESULT table ' || name || ' bytes=' || sum(pgsize) FROM dbstat GROUP BY name
-	ORDER BY sum(pgsize) DESC LIMIT 12"
+U=$T/data/users/bigbox
+echo "RESULT size index.db=$(stat -c %s "$U/index.db") wal=$(stat -c %s "$U/index.db-wal" 2>/dev/null || echo 0)" \
+	"search.db=$(stat -c %s "$U/search.db" 2>/dev/null || echo 0)" \
+	"search_wal=$(stat -c %s "$U/search.db-wal" 2>/dev/null || echo 0)" \
+	"blobs=$(du -sb "$U/blobs" | cut -f1)"
+for db in index.db search.db; do
+	[ -f "$U/$db" ] || continue
+	sqlite3 "$U/$db" "SELECT 'RESULT table $db ' || name || ' bytes=' || sum(pgsize) FROM dbstat GROUP BY name
+		ORDER BY sum(pgsize) DESC LIMIT 8"
+done

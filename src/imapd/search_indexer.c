@@ -26,7 +26,8 @@ static bool stopped(const atomic_bool *stop)
 }
 
 /* The text of one body, or LEFT_OUT when it cannot be indexed (file
- * missing while its row exists, empty, or text above the cap): SEARCH
+ * missing while its row exists, empty, over SEARCH_INDEX_FILE_MAX, or text
+ * above the cap): SEARCH
  * reads those. A body deleted meanwhile is LEFT_OUT too; its mark then
  * matches no row. Errors other than a missing file fail the round. */
 static int doc_compute(struct store *st, struct store_fts_doc *doc)
@@ -34,9 +35,11 @@ static int doc_compute(struct store *st, struct store_fts_doc *doc)
 	int fd;
 	size_t size;
 	doc->state = STORE_FTS_LEFT_OUT;
+	if (doc->size > SEARCH_INDEX_FILE_MAX)
+		return 0;
 	if (store_fts_blob_open(st, doc->hash, &fd, &size) < 0)
 		return store_last_error(st, NULL) == STORE_ERR_NOT_FOUND ? 0 : -1;
-	if (size == 0) {
+	if (size == 0 || size > SEARCH_INDEX_FILE_MAX) {
 		(void)close(fd);
 		return 0;
 	}

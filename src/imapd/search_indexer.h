@@ -20,6 +20,10 @@
  * index.db mark transaction each. */
 #define SEARCH_INDEX_BATCH 64
 #define SEARCH_INDEX_BATCH_BYTES (8u * 1024 * 1024)
+/* A body file larger than this is left out unread (SEARCH reads it): its
+ * text would pass SEARCH_TEXT_INDEX_MAX anyway unless it is mostly
+ * attachments, and parsing it would grow the worker by its size. */
+#define SEARCH_INDEX_FILE_MAX (8u * 1024 * 1024)
 /* Users waiting at most; more are dropped (logged) and picked up at their
  * next login, delivery or search. */
 #define SEARCH_INDEX_QUEUE_MAX 10000
