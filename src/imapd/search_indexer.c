@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- one user ----------------------------------------------------------- */
@@ -164,13 +165,33 @@ void search_indexer_push(struct search_indexer *ix, const char *user)
 	(void)pthread_mutex_unlock(&ix->lock);
 }
 
-/* The next user, or NULL once stopped. */
+/* Waits on the queue's condition until deadline (CLOCK_REALTIME, as
+ * pthread_cond_timedwait measures) or stop. Called with the lock held. */
+static void settle(struct search_indexer *ix, const struct timespec *deadline)
+{
+	while (!atomic_load(&ix->stop) && pthread_cond_timedwait(&ix->wake, &ix->lock, deadline) != ETIMEDOUT)
+		;
+}
+
+/* The next user, or NULL once stopped. A queue that was empty is left to
+ * fill for SEARCH_INDEX_SETTLE_MS first: deliveries arriving one after
+ * the other become one round per user instead of one each, and the
+ * indexer's commits do not alternate with every delivery's. */
 static char *queue_pop(struct search_indexer *ix)
 {
 	if (pthread_mutex_lock(&ix->lock) != 0)
 		abort();
-	while (ix->count == 0 && !atomic_load(&ix->stop))
-		(void)pthread_cond_wait(&ix->wake, &ix->lock);
+	if (ix->count == 0) {
+		while (ix->count == 0 && !atomic_load(&ix->stop))
+			(void)pthread_cond_wait(&ix->wake, &ix->lock);
+		struct timespec deadline;
+		if (clock_gettime(CLOCK_REALTIME, &deadline) == 0) {
+			deadline.tv_nsec += (long)SEARCH_INDEX_SETTLE_MS * 1000000L;
+			deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+			deadline.tv_nsec %= 1000000000L;
+			settle(ix, &deadline);
+		}
+	}
 	char *user = NULL;
 	if (!atomic_load(&ix->stop)) {
 		user = ix->queue[0];
@@ -192,6 +213,10 @@ static void index_one(struct search_indexer *ix, const char *user)
 		free(text);
 		return;
 	}
+	/* Marks lost in a power failure are only redone: no fsync per batch
+	 * competing with deliveries' own. */
+	if (store_set_lazy_sync(st) < 0)
+		log_msg(LOG_WARN, "search_indexer", "user %s: %s", user, "cannot relax synchronous");
 	struct search_index_stats stats = { 0 };
 	uint64_t started = 0;
 	struct timespec ts;

@@ -24,6 +24,8 @@
  * text would pass SEARCH_TEXT_INDEX_MAX anyway unless it is mostly
  * attachments, and parsing it would grow the worker by its size. */
 #define SEARCH_INDEX_FILE_MAX (8u * 1024 * 1024)
+/* How long the thread lets its queue fill once woken (see queue_pop). */
+#define SEARCH_INDEX_SETTLE_MS 1000
 /* Users waiting at most; more are dropped (logged) and picked up at their
  * next login, delivery or search. */
 #define SEARCH_INDEX_QUEUE_MAX 10000

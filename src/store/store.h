@@ -147,6 +147,12 @@ void store_set_quota(struct store *st, uint64_t max_bytes, uint64_t max_messages
 int store_quota_usage(struct store *st, uint64_t *bytes_r, uint64_t *messages_r);
 /* For tests and tuning; default STORE_EXPUNGE_LOG_DEFAULT. */
 void store_set_expunge_log_limit(struct store *st, uint32_t limit);
+/* Commits of this handle no longer fsync the WAL (synchronous = NORMAL):
+ * for a writer whose last commits may be lost in a power failure without
+ * harm, the full-text indexer (its marks are redone). Commits of other
+ * handles still fsync, and with them everything written before, since
+ * the WAL is one sequential file. */
+int store_set_lazy_sync(struct store *st);
 
 /* --- Change notification ----------------------------------------------- */
 

@@ -623,6 +623,11 @@ void store_set_quota(struct store *st, uint64_t max_bytes, uint64_t max_messages
 	st->quota_messages = max_messages;
 }
 
+int store_set_lazy_sync(struct store *st)
+{
+	return exec_plain(st, "PRAGMA synchronous = NORMAL");
+}
+
 void store_set_expunge_log_limit(struct store *st, uint32_t limit)
 {
 	st->expunge_log_limit = limit > 0 ? limit : 1;
