@@ -282,7 +282,7 @@ static void worker_cleanup(struct worker *w)
 		ev_io_stop(w->loop, &w->delivery_io);
 		workpool_free(&w->lmtp.pool);
 	}
-	/* After the delivery threads, which may still push to it. */
+	/* Once sessions and deliveries are gone, nothing pushes to it. */
 	search_indexer_free(&w->imapd.indexer);
 	w->lmtp.indexer = NULL;
 	free(w->listeners);
