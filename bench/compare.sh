@@ -335,7 +335,7 @@ postern_index() { # USER MESSAGES: RESULT line for the index build
 	local bytes
 	bytes=$(cat "$T/postern/data/users/$1"/search.db* 2>/dev/null | wc -c)
 	awk -v t0="$t0" -v t1="$t1" -v n="$2" -v bytes="$bytes" 'BEGIN {
-		printf "bigbox-index\tpostern\t1\tok\tRESULT bigbox_index messages=%d seconds=%.2f per_s=%.1f search_db_bytes=%d\n",
+		printf "bigbox-index\tpostern\t1\tok\tRESULT bigbox_index messages=%d seconds=%.2f per_s=%.1f search_db_bytes=%.0f\n",
 			n, t1 - t0, n / (t1 - t0), bytes }' >>"$RES"
 	printf 'bigbox-index\tpostern\tpostern index -c postern.conf %s\n' "$1" >>"$COMMANDS"
 }
