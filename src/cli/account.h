@@ -10,4 +10,11 @@
  * naming command ("deliver", "index"). */
 int cli_become_server_user(const struct config *cfg, const char *command);
 
+/* The configuration the command works with: config_path, else
+ * default_config when it exists, else the built-in defaults; then the
+ * switch to the server's account. 0 with *cfg to config_free, or -1 after
+ * a message on stderr (cfg freed). */
+int cli_config_as_server(const char *config_path, const char *default_config, const char *command,
+			 struct config *cfg);
+
 #endif

@@ -207,22 +207,9 @@ int cli_deliver(int argc, char **argv, const char *default_config)
 	if (mailbox != NULL && mailbox[0] == '\0')
 		mailbox = NULL;
 	struct config cfg;
-	struct buf errors = BUF_INIT;
-	int status = EX_CONFIG;
-	if (config_path == NULL && access(default_config, F_OK) == 0)
-		config_path = default_config;
-	if (config_path == NULL) {
-		config_init_defaults(&cfg);
-	} else if (config_load(&cfg, config_path, &errors) < 0) {
-		fprintf(stderr, "%s", errors.data ? errors.data : "");
-		fprintf(stderr, "postern deliver: %s: configuration not valid\n", config_path);
-		goto out;
-	}
-	if (cli_become_server_user(&cfg, "deliver") < 0)
-		goto out;
-	status = deliver(&cfg, user, mailbox);
-out:
-	buf_free(&errors);
+	if (cli_config_as_server(config_path, default_config, "deliver", &cfg) < 0)
+		return EX_CONFIG;
+	int status = deliver(&cfg, user, mailbox);
 	config_free(&cfg);
 	return status;
 }

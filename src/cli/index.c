@@ -101,21 +101,9 @@ int cli_index(int argc, char **argv, const char *default_config)
 		return EX_USAGE;
 	}
 	struct config cfg;
-	struct buf errors = BUF_INIT;
-	int status = EX_CONFIG;
-	if (config_path == NULL && access(default_config, F_OK) == 0)
-		config_path = default_config;
-	if (config_path == NULL) {
-		config_init_defaults(&cfg);
-	} else if (config_load(&cfg, config_path, &errors) < 0) {
-		fprintf(stderr, "%s", errors.data ? errors.data : "");
-		fprintf(stderr, "postern index: %s: configuration not valid\n", config_path);
-		goto out;
-	}
-	if (cli_become_server_user(&cfg, "index") == 0)
-		status = index_users(&cfg, argv + optind, argc - optind);
-out:
-	buf_free(&errors);
+	if (cli_config_as_server(config_path, default_config, "index", &cfg) < 0)
+		return EX_CONFIG;
+	int status = index_users(&cfg, argv + optind, argc - optind);
 	config_free(&cfg);
 	return status;
 }
