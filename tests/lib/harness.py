@@ -399,3 +399,12 @@ class Client:
             return data == b""
         except (ConnectionResetError, ssl.SSLError):
             return True
+
+
+def session(server, user="alice"):
+    """A logged-in client on the server's "plain" listener."""
+    c = server.connect("plain")
+    c.read_greeting()
+    _, tagged = c.login(user)
+    assert " OK " in tagged, tagged
+    return c

@@ -7,19 +7,11 @@ import base64
 import quopri
 import re
 
-from harness import Server
+from harness import Server, session
 
 
 def make_server():
     return Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes")
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
 
 
 def append(c, body, literal="{%d+}"):

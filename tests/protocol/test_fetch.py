@@ -10,21 +10,13 @@ import re
 import subprocess
 import time
 
-from harness import Server
+from harness import Server, session
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mime")
 
 
 def make_server(**kw):
     return Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes", **kw)
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
 
 
 def append(c, body, mailbox="INBOX", flags="", date=""):

@@ -4,19 +4,11 @@ import re
 import socket
 import time
 
-from harness import Server
+from harness import Server, session
 
 
 def make_server(**kw):
     return Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes\n" + kw.pop("extra", ""), **kw)
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
 
 
 def append(c, tag="ap"):

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BIN, Server, Skip
+from harness import BIN, Server, Skip, session
 
 DOVECOT_IMAP = "/usr/lib/dovecot/imap"
 NOBODY = 65534
@@ -24,14 +24,6 @@ NOBODY = 65534
 
 def make_server(**kw):
     return Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes", **kw)
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
 
 
 def postern(server, *args, check=True):

@@ -3,15 +3,7 @@ LSUB, STATUS, NAMESPACE; names in modified UTF-7; special-use mailboxes;
 one user never sees another's mailboxes."""
 import re
 
-from harness import Server
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
+from harness import Server, session
 
 
 def make_server():

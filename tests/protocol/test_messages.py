@@ -7,19 +7,11 @@ import signal
 import threading
 import time
 
-from harness import Server
+from harness import Server, session
 
 
 def make_server(**kw):
     return Server(listeners=(("plain", "none"),), extra="allow_plaintext_auth = yes", **kw)
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
 
 
 def append(c, mailbox="INBOX", body=None, flags="", date="", tag="ap"):

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 import harness
-from harness import Server
+from harness import Server, session
 
 
 def make_server(indexer=True, **kwargs):
@@ -43,14 +43,6 @@ def fts_states(server, user="alice"):
 
 def search_db(server, user="alice"):
     return os.path.join(server.dir, "data", "users", user, "search.db")
-
-
-def session(server, user="alice"):
-    c = server.connect("plain")
-    c.read_greeting()
-    _, tagged = c.login(user)
-    assert " OK " in tagged, tagged
-    return c
 
 
 def append(c, body, mailbox="INBOX", flags=""):

@@ -31,7 +31,7 @@ void store_uid_list_free(struct store_uid_list *list)
 	list->count = 0;
 }
 
-static void uid_push(struct store_uid_list *list, size_t *cap, uint32_t uid)
+void uid_push(struct store_uid_list *list, size_t *cap, uint32_t uid)
 {
 	if (list->count == *cap) {
 		*cap = *cap ? *cap * 2 : 64;
@@ -59,7 +59,7 @@ static void msg_read(sqlite3_stmt *stmt, struct store_msg *msg)
 	msg->internaldate = sqlite3_column_int64(stmt, 5);
 }
 
-static int cmp_u32(const void *a, const void *b)
+int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;

@@ -51,13 +51,8 @@ static int collect_uids(struct store *st, sqlite3_stmt *stmt, struct store_uid_l
 {
 	size_t cap = 0;
 	int rc;
-	while ((rc = db_step(st, stmt)) == SQLITE_ROW) {
-		if (list->count == cap) {
-			cap = cap ? cap * 2 : 64;
-			list->uids = xrealloc(list->uids, cap * sizeof(*list->uids));
-		}
-		list->uids[list->count++] = (uint32_t)sqlite3_column_int64(stmt, 0);
-	}
+	while ((rc = db_step(st, stmt)) == SQLITE_ROW)
+		uid_push(list, &cap, (uint32_t)sqlite3_column_int64(stmt, 0));
 	if (rc < 0)
 		return -1;
 	(void)sqlite3_reset(stmt);
@@ -88,15 +83,6 @@ static int search_attach(struct store *st)
 		return -1;
 	st->search_attached = true;
 	return 1;
-}
-
-static void uid_push(struct store_uid_list *list, size_t *cap, uint32_t uid)
-{
-	if (list->count == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		list->uids = xrealloc(list->uids, *cap * sizeof(uint32_t));
-	}
-	list->uids[list->count++] = uid;
 }
 
 /* Full text covers a message when its body is marked indexed AND its hash
@@ -177,12 +163,6 @@ static char *fts_query(const struct store_search_term *term)
 	return buf_steal(&q);
 }
 
-static int cmp_uid(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Characters of valid UTF-8: the bytes that do not continue one. */
 static size_t utf8_chars(const char *s, size_t len)
 {
@@ -210,7 +190,7 @@ static int text_lookup(struct store *st, uint64_t mailbox_id, struct store_searc
 	int rc = stmt != NULL ? collect_uids(st, stmt, &term->matches) : -1;
 	free(query);
 	if (rc == 0 && term->matches.count > 1)
-		qsort(term->matches.uids, term->matches.count, sizeof(uint32_t), cmp_uid);
+		qsort(term->matches.uids, term->matches.count, sizeof(uint32_t), cmp_u32);
 	return rc;
 }
 

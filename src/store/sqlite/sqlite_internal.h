@@ -62,6 +62,11 @@ struct store_blob {
 
 void view_cache_clear(struct store *st);
 
+/* Appends uid to list, growing it (*cap is its room). */
+void uid_push(struct store_uid_list *list, size_t *cap, uint32_t uid);
+/* qsort comparator for uint32_t (UIDs). */
+int cmp_u32(const void *a, const void *b);
+
 /* One mailbox row. */
 struct mbox_row {
 	uint64_t id;
